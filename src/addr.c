@@ -1,0 +1,179 @@
+/* addr.c: see addr.h. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "addr.h"
+
+static int
+parse_port(const char *p, unsigned *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	v = strtoul(p, &end, 10);
+	if (*end != '\0' || v == 0 || v > 65535)
+		return -1;
+	*port = (unsigned)v;
+	return 0;
+}
+
+int
+addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon, *portstr;
+	unsigned port;
+	size_t hlen;
+	int v6 = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(s, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+		const char *path = s + 5;
+
+		if (path[0] != '/') {
+			snprintf(err, errlen, "unix socket path must be absolute: '%s'", s);
+			return -1;
+		}
+		if (strlen(path) >= sizeof(sun->sun_path)) {
+			snprintf(err, errlen, "unix socket path too long (max %zu bytes): '%s'",
+			    sizeof(sun->sun_path) - 1, s);
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, path);
+		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+		snprintf(out->text, sizeof(out->text), "unix:%s", path);
+		return 0;
+	}
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':') {
+			snprintf(err, errlen, "bad address '%s' (expected [v6]:port)", s);
+			return -1;
+		}
+		hlen = (size_t)(close - s - 1);
+		if (hlen == 0 || hlen >= sizeof(host)) {
+			snprintf(err, errlen, "bad address '%s'", s);
+			return -1;
+		}
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		portstr = close + 2;
+		v6 = 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			snprintf(err, errlen, "bad address '%s' (expected host:port, [v6]:port or unix:/path)", s);
+			return -1;
+		}
+		hlen = (size_t)(colon - s);
+		if (hlen == 0 || hlen >= sizeof(host) || memchr(s, ':', hlen) != NULL) {
+			snprintf(err, errlen, "bad address '%s' (write IPv6 addresses as [v6]:port)", s);
+			return -1;
+		}
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		portstr = colon + 1;
+	}
+	if (parse_port(portstr, &port) != 0) {
+		snprintf(err, errlen, "bad port in '%s' (expected 1..65535)", s);
+		return -1;
+	}
+
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+	if (!v6 && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*sin);
+	} else if (v6 && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*sin6);
+	} else if (v6) {
+		snprintf(err, errlen, "bad IPv6 address in '%s'", s);
+		return -1;
+	} else {
+		struct addrinfo hints, *res = NULL;
+		int rc;
+
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_ADDRCONFIG;
+		rc = getaddrinfo(host, NULL, &hints, &res);
+		if (rc != 0 || res == NULL) {
+			snprintf(err, errlen, "cannot resolve '%s': %s", host,
+			    rc ? gai_strerror(rc) : "no address");
+			return -1;
+		}
+		memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+		out->len = res->ai_addrlen;
+		freeaddrinfo(res);
+		if (out->ss.ss_family == AF_INET)
+			sin->sin_port = htons((uint16_t)port);
+		else
+			sin6->sin6_port = htons((uint16_t)port);
+	}
+	addr_format((struct sockaddr *)&out->ss, out->len, out->text, sizeof(out->text));
+	return 0;
+}
+
+int
+addr_equal(const struct addr *a, const struct addr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family)
+		return 0;
+	switch (a->ss.ss_family) {
+	case AF_INET: {
+		const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+		return x->sin6_port == y->sin6_port &&
+		    memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+		return strcmp(x->sun_path, y->sun_path) == 0;
+	}
+	}
+	return 0;
+}
+
+const char *
+addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa == NULL || len == 0) {
+		snprintf(buf, n, "-");
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(buf, n, "%s:%u", ip, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, n, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const void *)sa;
+		if (len > offsetof(struct sockaddr_un, sun_path) && sun->sun_path[0] != '\0')
+			snprintf(buf, n, "unix:%s", sun->sun_path);
+		else
+			snprintf(buf, n, "unix");
+	} else {
+		snprintf(buf, n, "?");
+	}
+	return buf;
+}

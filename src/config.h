@@ -1,0 +1,104 @@
+/*
+ * config.h: the configuration as read from the INI files.
+ *
+ * config_load() reads the main file and every host file its `hosts` glob
+ * names, checks every value, and returns a config whose hosts have inherited
+ * [defaults] and the built-in defaults. It collects every problem it finds in
+ * a struct diag as "FILE:LINE: message". This module knows nothing of sockets
+ * or OpenSSL: certificate and cipher checks happen in tls.c, listener and
+ * name-conflict checks in gen.c.
+ *
+ * Keys are described by one table in config.c (name, scope, type, bounds,
+ * default); adding a key means adding one row and one field here.
+ */
+#ifndef TLSFRONT_CONFIG_H
+#define TLSFRONT_CONFIG_H
+
+#include <stddef.h>
+
+#include "addr.h"
+#include "diag.h"
+
+enum cfg_key {
+	/* [global] */
+	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
+	/* [defaults] and [host LABEL] */
+	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
+	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
+	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
+	K_COUNT
+};
+
+struct addr_list { struct addr *v; size_t n; };
+struct str_list { char **v; size_t n; };
+struct proto_range { int min, max; };	/* OpenSSL TLS1_x_VERSION values */
+
+/* A `backend.PROTO = ADDR` line: the backend for one negotiated ALPN protocol. */
+struct alpn_backend {
+	char *proto;
+	struct addr addr;
+	struct loc at;
+};
+
+struct host_config {
+	char *label;
+	struct loc at;			/* the [host LABEL] line */
+	char *cert;			/* absolute paths */
+	char *key;
+	struct addr backend;
+	struct alpn_backend *alpn_backends;
+	size_t n_alpn_backends;
+	struct str_list names;		/* normalised; empty: take the certificate's */
+	struct str_list alpn;		/* server preference order */
+	struct addr_list listen;	/* resolved: own `listen` or [global] listen */
+	int is_default;
+	struct proto_range protocols;
+	char *ciphers, *ciphersuites, *groups;
+	unsigned handshake_timeout_ms, connect_timeout_ms, idle_timeout_ms;
+	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
+};
+
+enum log_dest;
+
+struct global_config {
+	struct addr_list listen;
+	char *hosts;			/* glob, absolute */
+	int workers;			/* resolved: "auto" is the CPU count */
+	int log_dest;			/* enum log_dest */
+	int log_level;			/* enum log_level */
+	unsigned shutdown_timeout_ms;
+	struct loc loc[K_COUNT];
+};
+
+struct config {
+	char *main_file;
+	struct global_config g;
+	struct host_config *hosts;
+	size_t n_hosts;
+	char **files;			/* interned file names that struct loc points to */
+	size_t n_files;
+};
+
+/*
+ * Read and check the configuration rooted at main_file. Every error goes to
+ * d. Returns a config (caller frees with config_free) if d gained no errors,
+ * else NULL.
+ */
+struct config *config_load(const char *main_file, struct diag *d);
+
+/* config_free(NULL) is a no-op. */
+void config_free(struct config *c);
+
+/*
+ * Parse "250ms", "10s", "5m", "1h", or a bare number of seconds into
+ * milliseconds. Returns 0, or -1 if malformed or above max_ms.
+ */
+int config_parse_duration(const char *s, unsigned long long max_ms, unsigned *out_ms);
+
+/* The longest line (bytes, without newline) and section name we accept:
+ * Debian's libinih 55 silently splits longer lines and cuts longer names. */
+#define CONFIG_MAX_LINE 196
+#define CONFIG_MAX_SECTION 49
+#define CONFIG_MAX_FILE (4 * 1024 * 1024)
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * conn.h: one client connection, from accept to the access-log line.
+ *
+ *   HANDSHAKE   TLS handshake with the client (SNI picks the host)
+ *   CONNECTING  handshake done; dialing the backend the host (and ALPN) names
+ *   RELAYING    bytes move both ways (relay.c)
+ *   CLOSED      conn_close() ran: logged once, everything freed
+ *
+ * One timer per connection carries the deadline of the current state:
+ * handshake_timeout, connect_timeout, then idle_timeout.
+ */
+#ifndef TLSFRONT_CONN_H
+#define TLSFRONT_CONN_H
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "relay.h"
+#include "tls.h"
+
+struct worker;
+
+enum conn_state { CONN_HANDSHAKE, CONN_CONNECTING, CONN_RELAYING, CONN_CLOSED };
+
+struct conn {
+	struct worker *w;
+	struct conn *prev, *next;
+	enum conn_state state;
+	struct bufferevent *client;	/* TLS; owns the SSL and the client fd */
+	struct bufferevent *backend;	/* plaintext; owns the backend fd */
+	struct event *timer;
+	struct tls_info tls;
+	struct relay relay;
+	const struct addr *backend_addr;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct timeval start;
+	int close_notify_sent;
+};
+
+/*
+ * Take over accepted socket fd from listener l: start the TLS handshake. On
+ * any failure the fd is closed and the reason logged; nothing is returned
+ * because the connection owns itself from here on.
+ */
+void conn_accept(struct worker *w, const struct listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen);
+
+/*
+ * The only way a connection ends: writes its access-log line with reason (a
+ * static or long-lived string), frees both sides and the conn. Safe to call
+ * twice (the second call does nothing); the conn must not be used after.
+ */
+void conn_close(struct conn *c, const char *reason);
+
+#endif

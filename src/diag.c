@@ -1,0 +1,82 @@
+/* diag.c: see diag.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+
+static void
+diag_vadd(struct diag *d, const char *file, int line, const char *kind,
+    const char *fmt, va_list ap)
+{
+	char msg[1024], full[1400];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (line > 0)
+		snprintf(full, sizeof(full), "%s:%d: %s%s", file, line, kind, msg);
+	else
+		snprintf(full, sizeof(full), "%s: %s%s", file, kind, msg);
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		char **m = realloc(d->msgs, cap * sizeof(*m));
+		if (m == NULL)
+			return;	/* out of memory: the count below still fails -t */
+		d->msgs = m;
+		d->cap = cap;
+	}
+	if ((d->msgs[d->n] = strdup(full)) != NULL)
+		d->n++;
+}
+
+void
+diag_error(struct diag *d, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vadd(d, file, line, "", fmt, ap);
+	va_end(ap);
+	d->n_errors++;
+}
+
+void
+diag_error_at(struct diag *d, struct loc at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vadd(d, at.file, at.line, "", fmt, ap);
+	va_end(ap);
+	d->n_errors++;
+}
+
+void
+diag_warn_at(struct diag *d, struct loc at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vadd(d, at.file, at.line, "warning: ", fmt, ap);
+	va_end(ap);
+}
+
+int
+diag_has(const struct diag *d, const char *needle)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strstr(d->msgs[i], needle) != NULL)
+			return 1;
+	return 0;
+}
+
+void
+diag_free(struct diag *d)
+{
+	if (d == NULL)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->msgs[i]);
+	free(d->msgs);
+	memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,141 @@
+/* gen.c: see gen.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen.h"
+#include "log.h"
+#include "tls.h"
+
+static struct listener *
+listener_for(struct generation *g, const struct addr *a)
+{
+	struct listener *l;
+
+	for (size_t i = 0; i < g->n_listeners; i++)
+		if (addr_equal(&g->listeners[i].addr, a))
+			return &g->listeners[i];
+	l = realloc(g->listeners, (g->n_listeners + 1) * sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	g->listeners = l;
+	l = &g->listeners[g->n_listeners];
+	memset(l, 0, sizeof(*l));
+	l->addr = *a;
+	if ((l->sni = sni_table_new()) == NULL)
+		return NULL;
+	g->n_listeners++;
+	return l;
+}
+
+/* Put host h on each of its listeners; report names claimed twice. */
+static int
+place_host(struct generation *g, struct host *h, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	struct loc names_at = c->names.n ? c->loc[K_NAMES] : c->loc[K_CERT];
+	int ok = 1;
+
+	for (size_t i = 0; i < c->listen.n; i++) {
+		struct listener *l = listener_for(g, &c->listen.v[i]);
+		if (l == NULL)
+			return -1;
+		for (size_t j = 0; j < h->n_names; j++) {
+			void *other = NULL;
+			int rc = sni_table_add(l->sni, h->names[j], h, &other);
+			if (rc == 1) {
+				const struct host *o = other;
+				diag_error_at(d, names_at, "host '%s': name '%s' on %s is already "
+				    "claimed by host '%s' (%s:%d)", c->label, h->names[j],
+				    l->addr.text, o->cfg->label, o->cfg->at.file, o->cfg->at.line);
+				ok = 0;
+			} else if (rc < 0) {
+				return -1;
+			}
+		}
+		if (c->is_default) {
+			if (l->default_host != NULL) {
+				diag_error_at(d, c->loc[K_DEFAULT], "host '%s': %s already has a "
+				    "default host, '%s' (%s:%d)", c->label, l->addr.text,
+				    l->default_host->cfg->label, l->default_host->cfg->at.file,
+				    l->default_host->cfg->at.line);
+				ok = 0;
+			} else {
+				l->default_host = h;
+			}
+		}
+		if (c->handshake_timeout_ms > l->handshake_timeout_ms)
+			l->handshake_timeout_ms = c->handshake_timeout_ms;
+	}
+	return ok ? 0 : -1;
+}
+
+struct generation *
+gen_build(struct config *cfg, struct diag *d)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+	struct loc top = { cfg->main_file, 0 };
+	int ok = 1;
+
+	if (g == NULL || tls_init() != 0)
+		goto err;
+	if ((g->hosts = calloc(cfg->n_hosts, sizeof(*g->hosts))) == NULL)
+		goto err;
+	g->n_hosts = cfg->n_hosts;
+	for (size_t i = 0; i < cfg->n_hosts; i++) {
+		g->hosts[i].cfg = &cfg->hosts[i];
+		if (tls_host_setup(&g->hosts[i], d) != 0)
+			ok = 0;
+	}
+	for (size_t i = 0; i < cfg->n_hosts; i++)
+		if (place_host(g, &g->hosts[i], d) != 0)
+			ok = 0;
+	if (!ok)
+		goto err;
+	if ((g->base_ctx = tls_base_ctx_new(d, top)) == NULL)
+		goto err;
+	g->cfg = cfg;
+	return g;
+err:
+	if (d->n_errors == 0)
+		diag_error_at(d, top, "out of memory");
+	if (g != NULL)
+		g->cfg = NULL;	/* not ours on failure */
+	gen_free(g);
+	return NULL;
+}
+
+void
+gen_free(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < g->n_hosts; i++) {
+		struct host *h = &g->hosts[i];
+		SSL_CTX_free(h->ctx);
+		for (size_t j = 0; j < h->n_names; j++)
+			free(h->names[j]);
+		free(h->names);
+		free(h->groups);
+		free(h->alpn_wire);
+	}
+	free(g->hosts);
+	for (size_t i = 0; i < g->n_listeners; i++)
+		sni_table_free(g->listeners[i].sni);
+	free(g->listeners);
+	SSL_CTX_free(g->base_ctx);
+	config_free(g->cfg);
+	free(g);
+}
+
+const struct addr *
+gen_backend_for(const struct host *h, const unsigned char *alpn, unsigned alpn_len)
+{
+	const struct host_config *c = h->cfg;
+
+	for (size_t i = 0; alpn_len > 0 && i < c->n_alpn_backends; i++) {
+		const char *p = c->alpn_backends[i].proto;
+		if (strlen(p) == alpn_len && memcmp(p, alpn, alpn_len) == 0)
+			return &c->alpn_backends[i].addr;
+	}
+	return &c->backend;
+}

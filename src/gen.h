@@ -1,0 +1,64 @@
+/*
+ * gen.h: a generation, everything the workers serve from: the hosts with
+ * their SSL_CTX, and the listeners with their name -> host tables.
+ *
+ * The main process builds a generation from a checked config before it
+ * forks the workers; workers only read it. `tlsfront -t` builds one too and
+ * throws it away, so a check loads exactly what a start would.
+ */
+#ifndef TLSFRONT_GEN_H
+#define TLSFRONT_GEN_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "diag.h"
+#include "sni.h"
+
+struct host {
+	const struct host_config *cfg;
+	SSL_CTX *ctx;
+	char **names;			/* effective names (config's or certificate's) */
+	size_t n_names;
+	int *groups;			/* group NIDs this OpenSSL accepts, in order */
+	size_t n_groups;
+	unsigned char *alpn_wire;	/* ALPN list in wire format, NULL: no ALPN */
+	size_t alpn_wire_len;
+	time_t not_after;
+};
+
+struct listener {
+	struct addr addr;
+	struct sni_table *sni;		/* values are struct host * */
+	struct host *default_host;	/* NULL: unknown names are refused */
+	unsigned handshake_timeout_ms;	/* until the host is known: the largest of its hosts */
+};
+
+struct generation {
+	struct config *cfg;
+	struct host *hosts;
+	size_t n_hosts;
+	struct listener *listeners;
+	size_t n_listeners;
+	SSL_CTX *base_ctx;		/* every connection starts here, until SNI */
+};
+
+/*
+ * Build a generation from cfg: every host's SSL_CTX (certificates and keys
+ * are read here), every listener's name table. On success returns the
+ * generation, which now owns cfg. On failure reports to d, frees nothing of
+ * cfg and returns NULL.
+ */
+struct generation *gen_build(struct config *cfg, struct diag *d);
+
+/* Free a generation and its config. gen_free(NULL) is a no-op. */
+void gen_free(struct generation *g);
+
+/* The backend for a host given the negotiated ALPN protocol (may be NULL). */
+const struct addr *gen_backend_for(const struct host *h, const unsigned char *alpn,
+    unsigned alpn_len);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * main.c: command line, configuration check, start-up order.
+ *
+ *   load config (config.c) -> build TLS contexts and listeners (gen.c)
+ *   -> -t: report and exit
+ *   -> otherwise: supervisor.c opens sockets and forks the workers.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diag.h"
+#include "gen.h"
+#include "log.h"
+#include "supervisor.h"
+
+#include <event2/event.h>
+#include <openssl/opensslv.h>
+
+#define DEFAULT_CONFIG SYSCONFDIR "/tlsfront/tlsfront.ini"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: tlsfront [-c FILE] [-t] [-V] [-h]\n"
+	    "  -c FILE  main configuration file (default: %s)\n"
+	    "  -t       check the configuration (load every certificate and key,\n"
+	    "           bind nothing) and exit: 0 if it is good, 1 if not\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n", DEFAULT_CONFIG);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG;
+	int check = 0, ch;
+	struct diag d = { 0 };
+	struct config *cfg;
+	struct generation *g = NULL;
+	sigset_t set;
+
+	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("tlsfront %s\n", PACKAGE_VERSION);
+			printf("built with %s, libevent %s\n", OPENSSL_VERSION_TEXT,
+			    event_get_version());
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	/* Block the signals the main process waits for, before anything can
+	 * fork; workers unblock them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	cfg = config_load(path, &d);
+	if (cfg != NULL) {
+		g = gen_build(cfg, &d);
+		if (g == NULL)
+			config_free(cfg);
+	}
+	for (size_t i = 0; i < d.n; i++)
+		fprintf(stderr, "%s\n", d.msgs[i]);
+	if (g == NULL || d.n_errors > 0) {
+		fprintf(stderr, "tlsfront: configuration has %zu error%s\n", d.n_errors,
+		    d.n_errors == 1 ? "" : "s");
+		diag_free(&d);
+		gen_free(g);
+		return 1;
+	}
+	diag_free(&d);
+	if (check) {
+		printf("configuration OK\n");
+		gen_free(g);
+		return 0;
+	}
+	log_setup((enum log_dest)g->cfg->g.log_dest, (enum log_level)g->cfg->g.log_level);
+	return supervisor_run(g);
+}

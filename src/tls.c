@@ -1,0 +1,428 @@
+/* tls.c: see tls.h. */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "tls.h"
+
+#define EXPIRY_WARN_DAYS 14
+
+static int info_idx = -1;
+
+/* Options every context gets: no renegotiation, no compression; a peer that
+ * closes TCP without close_notify is an EOF, not a protocol error (OpenSSL 3
+ * with libevent 2.1 otherwise reports it as an error: see ARCHITECTURE.md). */
+static const uint64_t secure_options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+    SSL_OP_IGNORE_UNEXPECTED_EOF;
+/* No SSL_OP_CIPHER_SERVER_PREFERENCE: with only strong suites, Mozilla lets the
+ * client choose (it knows whether it has AES hardware). */
+
+int
+tls_init(void)
+{
+	if (info_idx < 0)
+		info_idx = SSL_get_ex_new_index(0, "tlsfront info", NULL, NULL, NULL);
+	return info_idx < 0 ? -1 : 0;
+}
+
+const char *
+tls_error_string(char *buf, size_t n)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;	/* the last one is usually the most specific */
+	if (last == 0)
+		snprintf(buf, n, "unknown error");
+	else
+		ERR_error_string_n(last, buf, n);
+	/* "error:0A000086:SSL routines::certificate verify failed": keep the reason */
+	const char *r = strstr(buf, "::");
+	if (r != NULL)
+		memmove(buf, r + 2, strlen(r + 2) + 1);
+	return buf;
+}
+
+void
+tls_attach(SSL *ssl, struct tls_info *info)
+{
+	SSL_set_ex_data(ssl, info_idx, info);
+}
+
+/* ---- per-connection: the ClientHello callback --------------------------- */
+
+/* Extract the host_name from a server_name extension. Returns its length
+ * (0: none or malformed) and points *name at it. */
+static size_t
+sni_from_ext(const unsigned char *p, size_t len, const unsigned char **name)
+{
+	size_t list, n;
+
+	if (len < 2)
+		return 0;
+	list = ((size_t)p[0] << 8) | p[1];
+	if (list != len - 2)
+		return 0;
+	p += 2;
+	while (list >= 3) {
+		n = ((size_t)p[1] << 8) | p[2];
+		if (n > list - 3)
+			return 0;
+		if (p[0] == TLSEXT_NAMETYPE_host_name) {
+			*name = p + 3;
+			return n;
+		}
+		list -= 3 + n;
+		p += 3 + n;
+	}
+	return 0;
+}
+
+static void
+switch_host(SSL *ssl, const struct host *h)
+{
+	SSL_CTX *ctx = h->ctx;
+	STACK_OF(X509_NAME) *cas;
+
+	SSL_set_SSL_CTX(ssl, ctx);
+	/* SSL_set_SSL_CTX moves the certificate and session-id context only. */
+	SSL_clear_options(ssl, SSL_get_options(ssl) ^ SSL_CTX_get_options(ctx));
+	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+	SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
+	SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
+	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+	SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
+	cas = SSL_CTX_get_client_CA_list(ctx);
+	if (cas != NULL && sk_X509_NAME_num(cas) > 0)
+		SSL_set_client_CA_list(ssl, SSL_dup_CA_list(cas));
+	if (h->n_groups > 0)
+		SSL_set1_groups(ssl, h->groups, (int)h->n_groups);
+}
+
+static int
+client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+	const unsigned char *ext, *name = NULL;
+	size_t extlen, n = 0;
+	struct host *h = NULL;
+
+	(void)arg;
+	if (info == NULL || info->listener == NULL) {
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (info->host != NULL)
+		return SSL_CLIENT_HELLO_SUCCESS;	/* second hello after HelloRetryRequest */
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &extlen) == 1)
+		n = sni_from_ext(ext, extlen, &name);
+	if (n > 0) {
+		size_t keep = n < sizeof(info->sni) - 1 ? n : sizeof(info->sni) - 1;
+		memcpy(info->sni, name, keep);
+		info->sni[keep] = '\0';
+		h = sni_table_lookup(info->listener->sni, (const char *)name, n);
+	}
+	if (h == NULL)
+		h = info->listener->default_host;
+	if (h == NULL) {
+		info->fail = n > 0 ? "unknown server name" : "no server name and no default host";
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	switch_host(ssl, h);
+	info->host = h;
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int
+alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned inlen, void *arg)
+{
+	const struct host *h = arg;
+	unsigned char *sel;
+
+	(void)ssl;
+	/* iterates over our list first: the server's preference wins */
+	if (SSL_select_next_proto(&sel, outlen, h->alpn_wire, (unsigned)h->alpn_wire_len,
+	    in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+		struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+		if (info != NULL)
+			info->fail = "no common ALPN protocol";
+		return SSL_TLSEXT_ERR_ALERT_FATAL;	/* no_application_protocol */
+	}
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- per-host context ---------------------------------------------------- */
+
+static SSL_CTX *
+ctx_new_common(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_options(ctx, secure_options);
+	/* Idle connections give their 34 KB of record buffers back. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+SSL_CTX *
+tls_base_ctx_new(struct diag *d, struct loc at)
+{
+	SSL_CTX *ctx = ctx_new_common();
+	char err[256];
+
+	if (ctx == NULL) {
+		diag_error_at(d, at, "cannot create TLS context: %s",
+		    tls_error_string(err, sizeof(err)));
+		return NULL;
+	}
+	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+	return ctx;
+}
+
+/* Keep the groups this OpenSSL knows, in order; OpenSSL 3.0 refuses a whole
+ * list for one unknown name (X25519MLKEM768 needs 3.5). */
+static int
+setup_groups(struct host *h, SSL_CTX *ctx, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	char *copy = strdup(c->groups), *save = NULL, *tok;
+	char kept[512] = "";
+	int user_set = c->loc[K_GROUPS].line > 0;
+
+	if (copy == NULL)
+		return -1;
+	h->groups = calloc(strlen(c->groups) / 2 + 1, sizeof(int));
+	for (tok = strtok_r(copy, ":", &save); tok && h->groups; tok = strtok_r(NULL, ":", &save)) {
+		int nid = OBJ_sn2nid(tok);
+		if (nid == NID_undef)
+			nid = EC_curve_nist2nid(tok);
+		if (nid == NID_undef || SSL_CTX_set1_groups_list(ctx, tok) != 1) {
+			ERR_clear_error();
+			if (user_set)
+				diag_warn_at(d, c->loc[K_GROUPS], "groups: '%s' is not supported by "
+				    "this OpenSSL (%s); left out", tok, OpenSSL_version(OPENSSL_VERSION));
+			continue;
+		}
+		h->groups[h->n_groups++] = nid;
+		if (kept[0])
+			strncat(kept, ":", sizeof(kept) - strlen(kept) - 1);
+		strncat(kept, tok, sizeof(kept) - strlen(kept) - 1);
+	}
+	free(copy);
+	if (h->n_groups == 0 || SSL_CTX_set1_groups(ctx, h->groups, (int)h->n_groups) != 1) {
+		diag_error_at(d, c->loc[K_GROUPS], "groups: none of '%s' is supported", c->groups);
+		ERR_clear_error();
+		return -1;
+	}
+	log_debug("host %s: groups %s", c->label, kept);
+	return 0;
+}
+
+static int
+add_name(struct host *h, const char *raw, size_t len)
+{
+	char norm[SNI_NAME_MAX + 1];
+	char **v;
+
+	if (sni_normalize(raw, len, 1, norm) < 0)
+		return 0;	/* not a DNS name we can route on */
+	for (size_t i = 0; i < h->n_names; i++)
+		if (strcmp(h->names[i], norm) == 0)
+			return 0;
+	if ((v = realloc(h->names, (h->n_names + 1) * sizeof(*v))) == NULL)
+		return -1;
+	h->names = v;
+	if ((v[h->n_names] = strdup(norm)) == NULL)
+		return -1;
+	h->n_names++;
+	return 0;
+}
+
+/* Names from the certificate: every DNS SAN, or the CN when there is none. */
+static void
+names_from_cert(struct host *h, X509 *leaf)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	int had_dns = 0;
+
+	for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type != GEN_DNS)
+			continue;
+		had_dns = 1;
+		add_name(h, (const char *)ASN1_STRING_get0_data(gn->d.dNSName),
+		    (size_t)ASN1_STRING_length(gn->d.dNSName));
+	}
+	GENERAL_NAMES_free(sans);
+	if (!had_dns) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName,
+		    cn, sizeof(cn));
+		if (n > 0)
+			add_name(h, cn, (size_t)n);
+	}
+}
+
+static void
+check_validity(struct host *h, X509 *leaf, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	const ASN1_TIME *na = X509_get0_notAfter(leaf), *nb = X509_get0_notBefore(leaf);
+	struct tm tm;
+	int days, secs;
+
+	if (ASN1_TIME_to_tm(na, &tm) == 1)
+		h->not_after = timegm(&tm);
+	if (ASN1_TIME_diff(&days, &secs, NULL, na) == 1) {
+		if (days < 0 || secs < 0)
+			diag_warn_at(d, c->loc[K_CERT], "CERTIFICATE EXPIRED: host '%s' certificate "
+			    "%s expired %d days ago", c->label, c->cert, -days);
+		else if (days < EXPIRY_WARN_DAYS)
+			diag_warn_at(d, c->loc[K_CERT], "CERTIFICATE EXPIRES SOON: host '%s' "
+			    "certificate %s expires in %d days", c->label, c->cert, days);
+	}
+	if (ASN1_TIME_diff(&days, &secs, NULL, nb) == 1 && (days > 0 || secs > 0))
+		diag_warn_at(d, c->loc[K_CERT], "host '%s' certificate %s is not valid yet",
+		    c->label, c->cert);
+}
+
+/* The chain must be leaf first, each certificate issued by the next. */
+static int
+check_chain_order(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *prev = leaf;
+
+	SSL_CTX_get0_chain_certs(ctx, &chain);
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+		if (X509_check_issued(x, prev) != X509_V_OK) {
+			diag_error_at(d, h->cfg->loc[K_CERT], "cert: %s: certificate %d of the chain "
+			    "did not issue certificate %d (order must be leaf first, then each "
+			    "issuer)", h->cfg->cert, i + 2, i + 1);
+			return -1;
+		}
+		prev = x;
+	}
+	return 0;
+}
+
+static void
+sid_context(const char *label, unsigned char out[SSL_MAX_SID_CTX_LENGTH])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char in[300];
+
+	snprintf(in, sizeof(in), "tlsfront host %s", label);
+	EVP_Digest(in, strlen(in), md, &mdlen, EVP_sha256(), NULL);
+	memcpy(out, md, SSL_MAX_SID_CTX_LENGTH);
+}
+
+int
+tls_host_setup(struct host *h, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
+	SSL_CTX *ctx;
+	X509 *leaf;
+	char err[256];
+	int ok = 1;
+
+	if ((ctx = ctx_new_common()) == NULL) {
+		diag_error_at(d, c->at, "cannot create TLS context: %s",
+		    tls_error_string(err, sizeof(err)));
+		return -1;
+	}
+	h->ctx = ctx;
+	if (c->protocols.min < TLS1_2_VERSION)
+		diag_warn_at(d, c->loc[K_PROTOCOLS], "protocols: host '%s' enables TLS "
+		    "versions older than 1.2, which are obsolete and insecure", c->label);
+	if (SSL_CTX_set_min_proto_version(ctx, c->protocols.min) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, c->protocols.max) != 1) {
+		diag_error_at(d, c->loc[K_PROTOCOLS], "protocols: not supported: %s",
+		    tls_error_string(err, sizeof(err)));
+		ok = 0;
+	}
+	if (SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
+		ERR_clear_error();
+		diag_error_at(d, c->loc[K_CIPHERS], "ciphers: OpenSSL accepts none of '%s'",
+		    c->ciphers);
+		ok = 0;
+	}
+	if (SSL_CTX_set_ciphersuites(ctx, c->ciphersuites) != 1) {
+		ERR_clear_error();
+		diag_error_at(d, c->loc[K_CIPHERSUITES], "ciphersuites: OpenSSL rejects '%s'",
+		    c->ciphersuites);
+		ok = 0;
+	}
+	if (setup_groups(h, ctx, d) != 0)
+		ok = 0;
+
+	sid_context(c->label, sid);
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
+
+	if (c->alpn.n > 0) {
+		size_t len = 0;
+		for (size_t i = 0; i < c->alpn.n; i++)
+			len += 1 + strlen(c->alpn.v[i]);
+		if ((h->alpn_wire = malloc(len)) != NULL) {
+			unsigned char *p = h->alpn_wire;
+			for (size_t i = 0; i < c->alpn.n; i++) {
+				size_t n = strlen(c->alpn.v[i]);
+				*p++ = (unsigned char)n;
+				memcpy(p, c->alpn.v[i], n);
+				p += n;
+			}
+			h->alpn_wire_len = len;
+			SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, h);
+		}
+	}
+
+	if (c->cert == NULL || c->key == NULL)
+		return -1;	/* already reported by the config loader */
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
+		diag_error_at(d, c->loc[K_CERT], "cert: cannot load %s: %s", c->cert,
+		    tls_error_string(err, sizeof(err)));
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
+		diag_error_at(d, c->loc[K_KEY], "key: cannot load %s: %s", c->key,
+		    tls_error_string(err, sizeof(err)));
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		diag_error_at(d, c->loc[K_KEY], "key: %s does not match the certificate in %s",
+		    c->key, c->cert);
+		return -1;
+	}
+	leaf = SSL_CTX_get0_certificate(ctx);
+	if (check_chain_order(h, ctx, leaf, d) != 0)
+		ok = 0;
+	check_validity(h, leaf, d);
+
+	if (c->names.n > 0) {
+		for (size_t i = 0; i < c->names.n; i++)
+			add_name(h, c->names.v[i], strlen(c->names.v[i]));
+	} else {
+		names_from_cert(h, leaf);
+		if (h->n_names == 0 && !c->is_default) {
+			diag_error_at(d, c->loc[K_CERT], "cert: %s has no DNS name to route on; "
+			    "set 'names' or 'default = yes'", c->cert);
+			ok = 0;
+		}
+	}
+	return ok ? 0 : -1;
+}

@@ -1,0 +1,45 @@
+/*
+ * tls.h: OpenSSL contexts and the per-connection SNI switch.
+ *
+ * A connection starts on the generation's base SSL_CTX, which has no
+ * certificate, only a ClientHello callback. That callback reads the SNI,
+ * looks the host up in the listener's table and moves the SSL to the host's
+ * SSL_CTX, copying what SSL_set_SSL_CTX does not move (protocol range,
+ * options, verify mode/depth/CA names, groups), before OpenSSL negotiates
+ * anything. Each host has its own session-id context, so a session made
+ * under one host is never resumed under another.
+ */
+#ifndef TLSFRONT_TLS_H
+#define TLSFRONT_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "diag.h"
+#include "gen.h"
+
+/* What the handshake tells the connection; owned by the connection, linked
+ * to its SSL with tls_attach(). */
+struct tls_info {
+	const struct listener *listener;	/* in: where the client connected */
+	struct host *host;			/* out: chosen host, NULL before SNI */
+	char sni[SNI_NAME_MAX + 2];		/* out: the name sent, "" if none */
+	const char *fail;			/* out: why we refused, or NULL */
+};
+
+/* Once per process, before any other call. Returns 0 or -1. */
+int tls_init(void);
+
+/* Build h->ctx (and h->names, groups, ALPN, not_after) from h->cfg. Every
+ * problem goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
+int tls_host_setup(struct host *h, struct diag *d);
+
+/* The base context of a generation. NULL on failure (reported to d). */
+SSL_CTX *tls_base_ctx_new(struct diag *d, struct loc at);
+
+/* Link info to ssl for the ClientHello callback. */
+void tls_attach(SSL *ssl, struct tls_info *info);
+
+/* OpenSSL's error queue as one short string (and the queue emptied). */
+const char *tls_error_string(char *buf, size_t n);
+
+#endif

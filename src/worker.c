@@ -1,0 +1,170 @@
+/* worker.c: see worker.h. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+
+#define ACCEPT_RETRY_MS 250
+
+static void
+accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct worker_listener *wl = arg;
+
+	(void)ev;
+	if (wl->w->draining) {
+		close(fd);
+		return;
+	}
+	conn_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
+}
+
+/* Out of fds (or another accept error): stop accepting for a while rather
+ * than spin on a listening socket that stays readable. */
+static void
+accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	struct worker_listener *wl = arg;
+	struct worker *w = wl->w;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
+
+	(void)ev;
+	log_warn("accept on %s: %s; pausing accepts for %d ms", wl->l->addr.text,
+	    strerror(err), ACCEPT_RETRY_MS);
+	for (size_t i = 0; i < w->n_lns; i++)
+		if (w->lns[i].ev)
+			evconnlistener_disable(w->lns[i].ev);
+	evtimer_add(w->ev_retry, &tv);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->draining)
+		return;
+	for (size_t i = 0; i < w->n_lns; i++)
+		if (w->lns[i].ev)
+			evconnlistener_enable(w->lns[i].ev);
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("shutdown_timeout reached; closing %zu connections", w->n_conns);
+	while (w->conns != NULL)
+		conn_close(w->conns, "shutdown timeout");
+}
+
+static void
+stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv;
+	unsigned ms = w->gen->cfg->g.shutdown_timeout_ms;
+
+	(void)what;
+	if (w->draining)
+		return;
+	w->draining = 1;
+	log_info("signal %d: draining %zu connections (up to %u ms)", (int)sig, w->n_conns, ms);
+	for (size_t i = 0; i < w->n_lns; i++) {
+		if (w->lns[i].ev)
+			evconnlistener_free(w->lns[i].ev);
+		w->lns[i].ev = NULL;
+	}
+	if (w->n_conns == 0) {
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->ev_drain, &tv);
+}
+
+void
+worker_conn_gone(struct worker *w)
+{
+	w->n_conns--;
+	if (w->draining && w->n_conns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+int
+worker_run(const struct generation *g, int slot, const int *fds)
+{
+	struct worker w;
+	sigset_t all;
+	int rc = 1;
+
+	memset(&w, 0, sizeof(w));
+	w.gen = g;
+	w.slot = slot;
+	signal(SIGHUP, SIG_IGN);	/* reloads are the main process's business */
+	if ((w.base = event_base_new()) == NULL)
+		goto out;
+	w.n_lns = g->n_listeners;
+	if ((w.lns = calloc(w.n_lns, sizeof(*w.lns))) == NULL)
+		goto out;
+	w.ev_term = evsignal_new(w.base, SIGTERM, stop_cb, &w);
+	w.ev_int = evsignal_new(w.base, SIGINT, stop_cb, &w);
+	w.ev_drain = evtimer_new(w.base, drain_timeout_cb, &w);
+	w.ev_retry = evtimer_new(w.base, retry_cb, &w);
+	if (!w.ev_term || !w.ev_int || !w.ev_drain || !w.ev_retry ||
+	    evsignal_add(w.ev_term, NULL) || evsignal_add(w.ev_int, NULL))
+		goto out;
+	for (size_t i = 0; i < w.n_lns; i++) {
+		w.lns[i].w = &w;
+		w.lns[i].l = &g->listeners[i];
+		w.lns[i].ev = evconnlistener_new(w.base, accept_cb, &w.lns[i],
+		    LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		if (w.lns[i].ev == NULL) {
+			log_error("cannot accept on %s", g->listeners[i].addr.text);
+			goto out;
+		}
+		evconnlistener_set_error_cb(w.lns[i].ev, accept_error_cb);
+	}
+	/* the main process blocked these before forking us */
+	sigemptyset(&all);
+	sigaddset(&all, SIGTERM);
+	sigaddset(&all, SIGINT);
+	sigaddset(&all, SIGHUP);
+	sigaddset(&all, SIGCHLD);
+	sigprocmask(SIG_UNBLOCK, &all, NULL);
+	log_debug("worker %d serving %zu listeners", slot, w.n_lns);
+
+	rc = event_base_dispatch(w.base) < 0 ? 1 : 0;
+	log_debug("worker %d done", slot);
+out:
+	while (w.conns != NULL)
+		conn_close(w.conns, "worker exit");
+	for (size_t i = 0; w.lns && i < w.n_lns; i++)
+		if (w.lns[i].ev)
+			evconnlistener_free(w.lns[i].ev);
+	free(w.lns);
+	if (w.ev_term)
+		event_free(w.ev_term);
+	if (w.ev_int)
+		event_free(w.ev_int);
+	if (w.ev_drain)
+		event_free(w.ev_drain);
+	if (w.ev_retry)
+		event_free(w.ev_retry);
+	if (w.base)
+		event_base_free(w.base);
+	return rc;
+}

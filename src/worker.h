@@ -1,0 +1,45 @@
+/*
+ * worker.h: one worker process: an event loop accepting on its own
+ * SO_REUSEPORT socket of every listener, and the connections it serves.
+ */
+#ifndef TLSFRONT_WORKER_H
+#define TLSFRONT_WORKER_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "gen.h"
+
+struct conn;
+
+struct worker_listener {
+	struct worker *w;
+	const struct listener *l;
+	struct evconnlistener *ev;
+};
+
+struct worker {
+	struct event_base *base;
+	const struct generation *gen;
+	int slot;
+	struct worker_listener *lns;
+	size_t n_lns;
+	struct event *ev_term, *ev_int, *ev_drain, *ev_retry;
+	struct conn *conns;		/* doubly linked, for drain and shutdown */
+	size_t n_conns;
+	int draining;
+};
+
+/*
+ * Run worker `slot` of generation g on the listening sockets fds[i] (one per
+ * g->listeners[i], already bound and listening; the worker closes its
+ * copies). Returns the process exit code once drained after SIGTERM/SIGINT.
+ */
+int worker_run(const struct generation *g, int slot, const int *fds);
+
+/* Called by conn.c when a connection is gone (it was unlinked already). */
+void worker_conn_gone(struct worker *w);
+
+#endif
