@@ -1,0 +1,463 @@
+"""Shared helpers for the end-to-end tests.
+
+Every test is a script that builds its own world in a temporary directory:
+certificates made with the openssl command line, plaintext backends (the
+in-process HttpBackend below, or nginx), and a real tlsfront process started
+from $TLSFRONT_BIN. Tests synchronise on ports and log lines, never on sleeps.
+
+Exit status follows automake: 0 pass, 1 fail, 77 skip.
+"""
+import atexit
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get("TLSFRONT_SRCDIR", os.path.dirname(os.path.dirname(HERE)))
+TLSFRONT = os.environ.get("TLSFRONT_BIN", os.path.join(SRCDIR, "tlsfront"))
+
+_cleanups = []
+
+
+def cleanup(fn):
+    """Run fn at exit (last registered first)."""
+    _cleanups.append(fn)
+
+
+@atexit.register
+def _run_cleanups():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - cleanup must go on
+            pass
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+    print("ok -", msg)
+
+
+def run(main):
+    """Run a test's main(); print the failure and exit 1 on any exception."""
+    try:
+        main()
+    except Fail as e:
+        print("FAIL:", e)
+        _dump_logs()
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        _dump_logs()
+        sys.exit(1)
+    sys.exit(0)
+
+
+_logs = []
+
+
+def _dump_logs():
+    for path in _logs:
+        try:
+            with open(path, errors="replace") as f:
+                data = f.read()
+            print("---- %s (last 60 lines) ----" % path)
+            print("\n".join(data.splitlines()[-60:]))
+        except OSError:
+            pass
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="tlsfront-e2e-")
+    cleanup(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
+    """Poll pred() until it is true; raise Fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Fail("timed out waiting for %s" % what)
+        time.sleep(interval)
+
+
+def wait_port(port, host="127.0.0.1", timeout=10.0):
+    def up():
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, timeout, "port %d to accept" % port)
+
+
+# ---------------------------------------------------------------- certificates
+
+def openssl(*args, cwd=None):
+    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail("openssl %s failed: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def make_ca(d, name="Test CA"):
+    key = os.path.join(d, "ca.key")
+    crt = os.path.join(d, "ca.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", key, "-out", crt, "-days", "30", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return crt, key
+
+
+def make_cert(d, stem, names, ca=None, days=30, rsa=False, cn=None):
+    """Make stem.pem (leaf, then the CA if given) and stem.key for DNS names."""
+    key = os.path.join(d, stem + ".key")
+    csr = os.path.join(d, stem + ".csr")
+    crt = os.path.join(d, stem + ".crt")
+    pem = os.path.join(d, stem + ".pem")
+    newkey = ["-newkey", "rsa:2048"] if rsa else [
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    subj = "/CN=" + (cn or (names[0] if names else stem))
+    ext = os.path.join(d, stem + ".ext")
+    with open(ext, "w") as f:
+        if names:
+            f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
+        f.write("basicConstraints=CA:FALSE\n")
+    if ca is None:
+        args = ["req", "-x509"] + newkey + ["-nodes", "-keyout", key, "-out", crt,
+                                            "-subj", subj]
+        if days < 0:
+            # openssl req cannot back-date; use x509 -days with a negative offset below
+            raise Fail("use ca= for expired certificates")
+        args += ["-days", str(days)]
+        if names:
+            args += ["-addext", "subjectAltName=" + ",".join("DNS:" + n for n in names)]
+        openssl(*args)
+        shutil.copy(crt, pem)
+    else:
+        cacrt, cakey = ca
+        openssl("req", "-new", *newkey, "-nodes", "-keyout", key, "-out", csr, "-subj", subj)
+        args = ["x509", "-req", "-in", csr, "-CA", cacrt, "-CAkey", cakey,
+                "-CAcreateserial", "-out", crt, "-extfile", ext]
+        if days >= 0:
+            args += ["-days", str(days)]
+        else:
+            args += ["-not_before", "20200101000000Z", "-not_after", "20200201000000Z"] \
+                if _x509_has_not_after() else ["-days", "1"]
+        openssl(*args)
+        with open(pem, "w") as out:
+            out.write(open(crt).read())
+            out.write(open(cacrt).read())
+    return pem, key
+
+
+def _x509_has_not_after():
+    r = subprocess.run(["openssl", "x509", "-help"], capture_output=True, text=True)
+    return "-not_after" in (r.stdout + r.stderr)
+
+
+def cert_of(pem_text):
+    """The first certificate of a PEM text, as DER bytes."""
+    m = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----",
+                  pem_text, re.S)
+    import base64
+    return base64.b64decode("".join(m.group(1).split()))
+
+
+# ---------------------------------------------------------------- backends
+
+def pattern_bytes(n, seed=b"tlsfront"):
+    """n deterministic pseudo-random bytes (the same for the same n and seed)."""
+    out = bytearray()
+    block = hashlib.sha256(seed).digest()
+    chunk = hashlib.sha256(block).digest() * 2048  # 64 KiB
+    while len(out) < n:
+        out += chunk
+    return bytes(out[:n])
+
+
+class HttpBackend:
+    """A small threaded HTTP/1.1 server on 127.0.0.1 (Connection: close).
+
+    GET /            -> "backend NAME\\n"
+    GET /bytes/N     -> N bytes of pattern_bytes(N)
+    POST /upload     -> sha256 hex of the body (Content-Length required)
+    Counts bytes it sent in self.sent (for backpressure tests).
+    """
+
+    def __init__(self, name, port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.sent = 0
+        self.requests = 0
+        backend = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                backend._handle(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        cleanup(self.close)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _send(self, sock, data):
+        view = memoryview(data)
+        while view:
+            n = sock.send(view[:65536])
+            self.sent += n
+            view = view[n:]
+
+    def _handle(self, sock):
+        f = sock.makefile("rb")
+        line = f.readline()
+        if not line:
+            return
+        self.requests += 1
+        method, path, _ = line.decode("latin-1").split(" ", 2)
+        headers = {}
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if method == "POST":
+            n = int(headers.get("content-length", "0"))
+            digest = hashlib.sha256()
+            left = n
+            while left:
+                b = f.read(min(left, 1 << 20))
+                if not b:
+                    break
+                digest.update(b)
+                left -= len(b)
+            body = (digest.hexdigest() + "\n").encode()
+        elif path.startswith("/bytes/"):
+            n = int(path.split("/")[2])
+            self._send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                       b"Connection: close\r\n\r\n" % n)
+            data = pattern_bytes(n)
+            try:
+                self._send(sock, data)
+            except OSError:
+                pass
+            return
+        else:
+            body = ("backend %s %s\n" % (self.name, path)).encode()
+        self._send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n"
+                   b"Content-Type: text/plain\r\n\r\n" % len(body) + body)
+
+
+# ---------------------------------------------------------------- tlsfront
+
+class Tlsfront:
+    """A tlsfront process with a config written into directory d.
+
+    hosts: dict label -> dict of host keys (written to hosts.d/LABEL.ini).
+    """
+
+    def __init__(self, d, hosts, global_extra=None, defaults=None, port=None,
+                 workers=1, start=True):
+        self.d = d
+        self.port = port or free_port()
+        self.main = os.path.join(d, "tlsfront.ini")
+        self.log_path = os.path.join(d, "tlsfront.log")
+        os.makedirs(os.path.join(d, "hosts.d"), exist_ok=True)
+        g = {"listen": "127.0.0.1:%d" % self.port, "hosts": "hosts.d/*.ini",
+             "workers": str(workers), "log_level": "info", "shutdown_timeout": "10s"}
+        g.update(global_extra or {})
+        with open(self.main, "w") as f:
+            f.write("[global]\n")
+            for k, v in g.items():
+                f.write("%s = %s\n" % (k, v))
+            if defaults:
+                f.write("\n[defaults]\n")
+                for k, v in defaults.items():
+                    f.write("%s = %s\n" % (k, v))
+        for label, keys in hosts.items():
+            with open(os.path.join(d, "hosts.d", label + ".ini"), "w") as f:
+                f.write("[host %s]\n" % label)
+                for k, v in keys.items():
+                    f.write("%s = %s\n" % (k, v))
+        self.proc = None
+        if start:
+            self.start()
+
+    def check_config(self):
+        return subprocess.run([TLSFRONT, "-t", "-c", self.main], capture_output=True,
+                              text=True)
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        _logs.append(self.log_path)
+        self.proc = subprocess.Popen([TLSFRONT, "-c", self.main], stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        cleanup(self.kill)
+        if wait:
+            # logged after the sockets are bound and listening: connects queue
+            self.wait_log(r"listening on .*:%d" % self.port, what="tlsfront to listen")
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, regex, timeout=15.0, what=None, count=1):
+        rx = re.compile(regex)
+
+        def found():
+            if self.proc is not None and self.proc.poll() is not None and \
+                    len(rx.findall(self.log())) < count:
+                raise Fail("tlsfront exited (%s) while waiting for %s" %
+                           (self.proc.returncode, what or regex))
+            m = rx.findall(self.log())
+            return m if len(m) >= count else None
+        return wait_for(found, timeout, what or ("log line /%s/" % regex))
+
+    def access_lines(self):
+        return [l for l in self.log().splitlines() if " access " in l]
+
+    def wait_access(self, n, timeout=15.0):
+        """Wait until n access lines were logged; return them."""
+        self.wait_log(r" access ", timeout, "%d access lines" % n, count=n)
+        return self.access_lines()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("tlsfront did not exit within %ss of signal %d" % (timeout, sig))
+
+    def workers(self):
+        """PIDs of the worker processes."""
+        try:
+            with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def fd_count(self, pid=None):
+        return len(os.listdir("/proc/%d/fd" % (pid or self.proc.pid)))
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- clients
+
+def client_context(alpn=None, verify_ca=None, minv=None, maxv=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify_ca:
+        ctx.load_verify_locations(verify_ca)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if minv:
+        ctx.minimum_version = minv
+    if maxv:
+        ctx.maximum_version = maxv
+    return ctx
+
+
+def tls_connect(port, sni, ctx=None, timeout=10.0):
+    ctx = ctx or client_context()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=sni)
+    except Exception:
+        raw.close()
+        raise
+
+
+def http_get(port, sni, path="/", ctx=None, timeout=20.0):
+    """GET over TLS with Connection: close; return the body bytes."""
+    s = tls_connect(port, sni, ctx, timeout)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" %
+                   (path, sni)).encode())
+        data = bytearray()
+        while True:
+            try:
+                b = s.recv(65536)
+            except ssl.SSLZeroReturnError:
+                break
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return body
+
+
+def s_client(port, servername=None, extra=(), stdin=b"", timeout=20):
+    """Run openssl s_client; return (returncode, stdout+stderr text)."""
+    args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port]
+    if servername is not None:
+        args += ["-servername", servername]
+    else:
+        args += ["-noservername"]
+    args += list(extra)
+    r = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout)
+    return r.returncode, (r.stdout + r.stderr).decode("latin-1")
+
+
+def served_cert_cn(port, servername):
+    """The subject of the certificate tlsfront presents for servername."""
+    rc, out = s_client(port, servername, ["-brief"], b"")
+    m = re.search(r"Peer certificate: (.*)", out)
+    return m.group(1) if m else None

@@ -1,0 +1,75 @@
+"""curl to two plaintext HTTP backends through two hosts on one port, one of
+them a real nginx; a Python ssl client; the access log names host and backend."""
+import os
+import shutil
+import subprocess
+
+from harness import (HttpBackend, Tlsfront, check, cleanup, free_port, http_get,
+                     make_ca, make_cert, run, tmpdir, wait_port, client_context)
+
+
+def start_nginx(d, port, text):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        return None
+    root = os.path.join(d, "nginx")
+    os.makedirs(os.path.join(root, "html"), exist_ok=True)
+    with open(os.path.join(root, "html", "index.html"), "w") as f:
+        f.write(text)
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+daemon off; master_process off; worker_processes 1; pid %(r)s/nginx.pid;
+error_log %(r)s/error.log;
+events { worker_connections 64; }
+http {
+  access_log %(r)s/access.log;
+  client_body_temp_path %(r)s; proxy_temp_path %(r)s; fastcgi_temp_path %(r)s;
+  uwsgi_temp_path %(r)s; scgi_temp_path %(r)s;
+  server { listen 127.0.0.1:%(p)d; root %(r)s/html; }
+}
+""" % {"r": root, "p": port})
+    p = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    cleanup(lambda: (p.kill(), p.wait()))
+    wait_port(port)
+    return p
+
+
+def main():
+    d = tmpdir()
+    ca = make_ca(d)
+    shop = make_cert(d, "shop", ["shop.test"], ca=ca)
+    blog = make_cert(d, "blog", ["blog.test"], ca=ca)
+    b_shop = HttpBackend("shop")
+    nginx_port = free_port()
+    have_nginx = start_nginx(d, nginx_port, "hello from nginx\n") is not None
+    if not have_nginx:
+        b_blog = HttpBackend("blog")
+        blog_port = b_blog.port
+    else:
+        blog_port = nginx_port
+    tf = Tlsfront(d, {
+        "shop": {"cert": shop[0], "key": shop[1], "backend": "127.0.0.1:%d" % b_shop.port},
+        "blog": {"cert": blog[0], "key": blog[1], "backend": "127.0.0.1:%d" % blog_port},
+    })
+    base = "https://%s:%d/"
+    for name, expect in (("shop.test", "backend shop /"),
+                         ("blog.test", "hello from nginx" if have_nginx else "backend blog /")):
+        r = subprocess.run(["curl", "-sS", "--cacert", ca[0], "--resolve",
+                            "%s:%d:127.0.0.1" % (name, tf.port), base % (name, tf.port)],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and expect in r.stdout,
+              "curl (verifying against the CA) through %s reaches its backend: %r %r"
+              % (name, r.stdout, r.stderr))
+    body = http_get(tf.port, "shop.test", "/py", client_context(verify_ca=ca[0]))
+    check(body == b"backend shop /py\n", "Python ssl client reaches the shop backend")
+    lines = tf.wait_access(3)
+    check(any("host=shop" in l and "backend=127.0.0.1:%d" % b_shop.port in l and
+              "sni=shop.test" in l and 'reason="closed"' in l for l in lines),
+          "access log names host, SNI, backend and a clean close")
+    check(all("tls=TLSv1.3" in l for l in lines), "TLS 1.3 is negotiated by default")
+    check(tf.stop() == 0, "tlsfront exits 0 on SIGTERM")
+
+
+run(main)
