@@ -436,14 +436,15 @@ err:
 	return -1;
 }
 
-static void
+/* Read and parse one file. Returns 0, or -1 if it could not be read (reported). */
+static int
 read_file(struct loader *l, const char *path, int is_main, struct loc ref)
 {
 	char *buf;
 	size_t len;
 
 	if (slurp(path, l->d, ref, &buf, &len) != 0)
-		return;
+		return -1;
 	l->file = intern_file(l->c, path);
 	l->is_main = is_main;
 	l->lineno = 0;
@@ -454,6 +455,7 @@ read_file(struct loader *l, const char *path, int is_main, struct loc ref)
 	(void)ini_parse_stream(reader, l, handler, l);
 	free(buf);
 	l->buf = NULL;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -927,10 +929,22 @@ cmp_str(const void *a, const void *b)
 struct config *
 config_load(const char *main_file, struct diag *d)
 {
+	size_t errors_before = d->n_errors;
+	struct config *c = config_load_all(main_file, d);
+
+	if (c != NULL && d->n_errors > errors_before) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct config *
+config_load_all(const char *main_file, struct diag *d)
+{
 	struct loader l;
 	struct config *c;
 	unsigned char defaults_bad[K_COUNT] = { 0 };
-	size_t errors_before = d->n_errors;
 
 #if HAVE_DECL_INI_ALLOW_MULTILINE
 	ini_allow_multiline = 0;	/* an indented line is a line, not a continuation */
@@ -944,7 +958,8 @@ config_load(const char *main_file, struct diag *d)
 	c->main_file = strdup(main_file);
 
 	struct loc none = { intern_file(c, main_file), 0 };
-	read_file(&l, main_file, 1, none);
+	if (read_file(&l, main_file, 1, none) != 0)
+		goto out;	/* nothing else to say: the defaults would only add noise */
 
 	/* [global] first: it names the host files */
 	apply_section(&l, S_GLOBAL, l.global.kind ? &l.global : NULL, NULL, NULL, &c->g,
@@ -984,18 +999,24 @@ config_load(const char *main_file, struct diag *d)
 		diag_error(d, c->main_file, 0, "no [host LABEL] section found (hosts = %s)",
 		    c->g.hosts ? c->g.hosts : "-");
 	} else if ((c->hosts = calloc(l.n_hosts, sizeof(*c->hosts))) != NULL) {
-		for (size_t i = 0; i < l.n_hosts; i++)
-			build_host(&l, &l.hosts[i], &c->hosts[c->n_hosts++], defaults_bad);
+		for (size_t i = 0; i < l.n_hosts; i++) {
+			size_t before = d->n_errors;
+			struct host_config *h = &c->hosts[c->n_hosts++];
+
+			build_host(&l, &l.hosts[i], h, defaults_bad);
+			for (int k = 0; k < K_COUNT; k++)
+				if (defaults_bad[k] && !l.hosts[i].val[k])
+					h->bad = 1;	/* inherits a value that failed */
+			if (d->n_errors > before)
+				h->bad = 1;
+		}
 	}
 
+out:
 	raw_free(&l.global);
 	raw_free(&l.defaults);
 	for (size_t i = 0; i < l.n_hosts; i++)
 		raw_free(&l.hosts[i]);
 	free(l.hosts);
-	if (d->n_errors > errors_before) {
-		config_free(c);
-		return NULL;
-	}
 	return c;
 }

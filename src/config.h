@@ -56,6 +56,7 @@ struct host_config {
 	char *ciphers, *ciphersuites, *groups;
 	unsigned handshake_timeout_ms, connect_timeout_ms, idle_timeout_ms;
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
+	int bad;			/* config_load_all(): this host has errors */
 };
 
 enum log_dest;
@@ -85,6 +86,14 @@ struct config {
  * else NULL.
  */
 struct config *config_load(const char *main_file, struct diag *d);
+
+/*
+ * The same, but returns whatever could be read even when d gained errors
+ * (NULL only when nothing could: out of memory), so that `tlsfront -t` can go
+ * on to check certificates and report every error of every stage in one run.
+ * Hosts with an error of their own (or an inherited bad value) have bad set.
+ */
+struct config *config_load_all(const char *main_file, struct diag *d);
 
 /* config_free(NULL) is a no-op. */
 void config_free(struct config *c);

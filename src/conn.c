@@ -47,10 +47,11 @@ send_close_notify(struct conn *c)
 		return;
 	c->close_notify_sent = 1;
 	if ((ssl = bufferevent_openssl_get_ssl(c->client)) != NULL) {
-		/* Best effort: libevent 2.1 never sends it on free. We do not wait
-		 * for the peer's reply (SSL_RECEIVED_SHUTDOWN keeps OpenSSL from
-		 * expecting one). */
-		SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+		/* Best effort: libevent 2.1 never sends it on free. One call only
+		 * sends ours and never reads, so we do not wait for the peer's.
+		 * Do not mark the peer's as received: after a half-close the
+		 * client may still send, and SSL_read must go on returning its
+		 * data until its own close_notify. */
 		(void)SSL_shutdown(ssl);
 		ERR_clear_error();
 	}

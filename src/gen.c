@@ -83,11 +83,14 @@ gen_build(struct config *cfg, struct diag *d)
 	g->n_hosts = cfg->n_hosts;
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
 		g->hosts[i].cfg = &cfg->hosts[i];
-		if (tls_host_setup(&g->hosts[i], d) != 0)
+		/* a host whose config failed would only cause follow-on errors */
+		if (cfg->hosts[i].bad)
+			ok = 0;
+		else if (tls_host_setup(&g->hosts[i], d) != 0)
 			ok = 0;
 	}
 	for (size_t i = 0; i < cfg->n_hosts; i++)
-		if (place_host(g, &g->hosts[i], d) != 0)
+		if (!cfg->hosts[i].bad && place_host(g, &g->hosts[i], d) != 0)
 			ok = 0;
 	if (!ok)
 		goto err;

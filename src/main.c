@@ -79,11 +79,19 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	cfg = config_load(path, &d);
+	cfg = config_load_all(path, &d);	/* every error of every stage in one run */
 	if (cfg != NULL) {
 		g = gen_build(cfg, &d);
 		if (g == NULL)
 			config_free(cfg);
+	}
+	if (g != NULL && d.n_errors == 0 && !check) {
+		/* warnings (e.g. an expiring certificate) go where the logs go */
+		log_setup((enum log_dest)g->cfg->g.log_dest, (enum log_level)g->cfg->g.log_level);
+		for (size_t i = 0; i < d.n; i++)
+			log_warn("%s", d.msgs[i]);
+		diag_free(&d);
+		return supervisor_run(g);
 	}
 	for (size_t i = 0; i < d.n; i++)
 		fprintf(stderr, "%s\n", d.msgs[i]);
@@ -95,11 +103,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	diag_free(&d);
-	if (check) {
-		printf("configuration OK\n");
-		gen_free(g);
-		return 0;
-	}
-	log_setup((enum log_dest)g->cfg->g.log_dest, (enum log_level)g->cfg->g.log_level);
-	return supervisor_run(g);
+	printf("configuration OK\n");
+	gen_free(g);
+	return 0;
 }

@@ -153,6 +153,15 @@ supervisor_run(struct generation *g)
 			for (int s = 0; s < nslots; s++)
 				if (slots[s].pid > 0)
 					kill(slots[s].pid, SIGTERM);
+			/* No worker will accept again: close our copies of the
+			 * listening sockets, so that once the workers have closed
+			 * theirs new connections are refused instead of queueing in
+			 * a backlog nobody reads. */
+			for (size_t i = 0; i < nl * (size_t)nslots; i++) {
+				if (fds[i] >= 0)
+					close(fds[i]);
+				fds[i] = -1;
+			}
 		} else if (sig == SIGHUP) {
 			log_warn("SIGHUP: reloading is not supported by this version; ignored");
 		}

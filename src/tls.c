@@ -1,6 +1,10 @@
 /* tls.c: see tls.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -124,7 +128,11 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 		n = sni_from_ext(ext, extlen, &name);
 	if (n > 0) {
 		size_t keep = n < sizeof(info->sni) - 1 ? n : sizeof(info->sni) - 1;
-		memcpy(info->sni, name, keep);
+		/* for the log: what no host name holds (blank, NUL, '"') must not
+		 * split or forge its fields */
+		for (size_t i = 0; i < keep; i++)
+			info->sni[i] = name[i] > 0x20 && name[i] < 0x7f && name[i] != '"' ?
+			    (char)name[i] : '?';
 		info->sni[keep] = '\0';
 		h = sni_table_lookup(info->listener->sni, (const char *)name, n);
 	}
@@ -318,6 +326,76 @@ check_chain_order(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d
 	return 0;
 }
 
+/* Can we read the file at path? If not, report why at `at`. Returns 0 or -1. */
+static int
+check_readable(const char *key, const char *path, struct loc at, struct diag *d)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		diag_error_at(d, at, "%s: cannot open %s: %s", key, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		diag_error_at(d, at, "%s: %s is a directory", key, path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Load the key and check that it belongs to the leaf (the first certificate
+ * of the file). A key that belongs to a later certificate means the file is
+ * out of order, which is reported as such. Returns 0, or -1 after reporting.
+ */
+static int
+use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio;
+	char err[256];
+	int rc = -1;
+
+	if ((bio = BIO_new_file(c->key, "r")) != NULL)
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, SSL_CTX_get_default_passwd_cb(ctx),
+		    SSL_CTX_get_default_passwd_cb_userdata(ctx));
+	BIO_free(bio);
+	if (pkey == NULL) {
+		diag_error_at(d, c->loc[K_KEY], "key: cannot load %s: %s", c->key,
+		    tls_error_string(err, sizeof(err)));
+		return -1;
+	}
+	if (X509_check_private_key(leaf, pkey) != 1) {
+		ERR_clear_error();
+		SSL_CTX_get0_chain_certs(ctx, &chain);
+		for (int i = 0; chain && i < sk_X509_num(chain); i++)
+			if (X509_check_private_key(sk_X509_value(chain, i), pkey) == 1) {
+				diag_error_at(d, c->loc[K_CERT], "cert: %s: the key %s belongs to "
+				    "certificate %d of the file, not the first (order must be leaf "
+				    "first, then each issuer)", c->cert, c->key, i + 2);
+				goto out;
+			}
+		ERR_clear_error();
+		diag_error_at(d, c->loc[K_KEY], "key: %s does not match the certificate in %s",
+		    c->key, c->cert);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
+		diag_error_at(d, c->loc[K_KEY], "key: cannot use %s: %s", c->key,
+		    tls_error_string(err, sizeof(err)));
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
 static void
 sid_context(const char *label, unsigned char out[SSL_MAX_SID_CTX_LENGTH])
 {
@@ -392,23 +470,18 @@ tls_host_setup(struct host *h, struct diag *d)
 
 	if (c->cert == NULL || c->key == NULL)
 		return -1;	/* already reported by the config loader */
+	/* both, so that one run reports both; OpenSSL's reasons say less */
+	if (check_readable("cert", c->cert, c->loc[K_CERT], d) |
+	    check_readable("key", c->key, c->loc[K_KEY], d))
+		return -1;
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
 		diag_error_at(d, c->loc[K_CERT], "cert: cannot load %s: %s", c->cert,
 		    tls_error_string(err, sizeof(err)));
 		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
-		diag_error_at(d, c->loc[K_KEY], "key: cannot load %s: %s", c->key,
-		    tls_error_string(err, sizeof(err)));
-		return -1;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ERR_clear_error();
-		diag_error_at(d, c->loc[K_KEY], "key: %s does not match the certificate in %s",
-		    c->key, c->cert);
-		return -1;
-	}
 	leaf = SSL_CTX_get0_certificate(ctx);
+	if (use_key(h, ctx, leaf, d) != 0)
+		return -1;
 	if (check_chain_order(h, ctx, leaf, d) != 0)
 		ok = 0;
 	check_validity(h, leaf, d);

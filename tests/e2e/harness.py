@@ -461,3 +461,74 @@ def served_cert_cn(port, servername):
     rc, out = s_client(port, servername, ["-brief"], b"")
     m = re.search(r"Peer certificate: (.*)", out)
     return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------- added helpers
+
+def make_expired_cert(d, stem, names, ca):
+    """Like make_cert(d, stem, names, ca=ca), but valid only in January 2020.
+
+    make_cert(days=-1) needs `openssl x509 -not_after` (OpenSSL 3.4+); this
+    uses `openssl ca -startdate/-enddate`, which OpenSSL 3.0 has.
+    """
+    cacrt, cakey = ca
+    key = os.path.join(d, stem + ".key")
+    csr = os.path.join(d, stem + ".csr")
+    crt = os.path.join(d, stem + ".crt")
+    pem = os.path.join(d, stem + ".pem")
+    cadir = os.path.join(d, stem + ".ca")
+    os.makedirs(cadir, exist_ok=True)
+    open(os.path.join(cadir, "index.txt"), "w").close()
+    with open(os.path.join(cadir, "serial"), "w") as f:
+        f.write("1000\n")
+    cnf = os.path.join(cadir, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = ca_default\n[ca_default]\n"
+                "database = %(c)s/index.txt\nnew_certs_dir = %(c)s\nserial = %(c)s/serial\n"
+                "default_md = sha256\npolicy = policy_any\nunique_subject = no\n"
+                "[policy_any]\ncommonName = supplied\n[ext]\nbasicConstraints = CA:FALSE\n"
+                % {"c": cadir})
+        if names:
+            f.write("subjectAltName = " + ",".join("DNS:" + n for n in names) + "\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + (names[0] if names else stem))
+    openssl("ca", "-batch", "-notext", "-config", cnf, "-extensions", "ext", "-cert", cacrt,
+            "-keyfile", cakey, "-in", csr, "-out", crt, "-startdate", "200101000000Z",
+            "-enddate", "200201000000Z")
+    with open(pem, "w") as out:
+        out.write(open(crt).read())
+        out.write(open(cacrt).read())
+    return pem, key
+
+
+def wait_stable(fn, polls=5, interval=0.2, timeout=20.0, what="value to settle"):
+    """Poll fn() until it returns the same value `polls` times in a row, with
+    `interval` seconds between polls; return that value. Raise Fail after
+    timeout seconds (a value that keeps changing never settles)."""
+    state = {"last": object(), "same": 0}
+
+    def settled():
+        v = fn()
+        if v == state["last"]:
+            state["same"] += 1
+        else:
+            state["last"], state["same"] = v, 1
+        return state["same"] >= polls
+    wait_for(settled, timeout, what, interval)
+    return state["last"]
+
+
+def pattern_sha256(n, seed=b"tlsfront"):
+    """sha256 hex digest of pattern_bytes(n, seed)."""
+    return hashlib.sha256(pattern_bytes(n, seed)).hexdigest()
+
+
+def check_eventually(pred, msg, timeout=10.0, interval=0.02):
+    """check() that pred() becomes true within timeout seconds (polled);
+    return its value."""
+    try:
+        v = wait_for(pred, timeout, msg, interval)
+    except Fail:
+        v = None
+    check(v, "%s (within %gs)" % (msg, timeout))
+    return v
