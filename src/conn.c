@@ -137,8 +137,11 @@ describe(struct bufferevent *bev, short what, const char *side, char *buf, size_
 		snprintf(buf, n, "%s closed", side);
 		return buf;
 	}
+	/* libevent 2.1 queues SSL_get_error()'s bare code (library 0) along
+	 * with the real errors; keep the first real one. */
 	while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0)
-		last = e;
+		if (last == 0 || ERR_GET_LIB(last) == 0)
+			last = e;
 	if (last != 0) {
 		char ebuf[256];
 		ERR_error_string_n(last, ebuf, sizeof(ebuf));

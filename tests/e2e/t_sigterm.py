@@ -153,6 +153,8 @@ def timeout_case(d, ca):
     lines = tf.access_lines()
     check(len(lines) == 1 and 'reason="shutdown timeout"' in lines[0] and "host=idle" in lines[0],
           "the idle connection's access line gives reason \"shutdown timeout\": %r" % lines)
+    ms = int(lines[0].split(" ms=")[1].split()[0]) if lines else -1
+    check(ms >= 900, "the idle connection was given shutdown_timeout first (ms=%d)" % ms)
     check("killing them" not in log, "the workers exited by themselves (no SIGKILL)")
     # the idle client sees its connection end instead of hanging
     s.settimeout(5)

@@ -11,8 +11,9 @@ import socket
 import ssl
 import threading
 
-from harness import (HttpBackend, Tlsfront, check, check_eventually, cleanup, client_context, http_get,
-                     make_ca, make_cert, pattern_bytes, run, tmpdir, wait_for, wait_stable)
+from harness import (HttpBackend, Tlsfront, check, check_eventually, cleanup, client_context,
+                     http_get, make_ca, make_cert, pattern_bytes, run, tmpdir, wait_for,
+                     wait_stable)
 
 MIB = 1024 * 1024
 

@@ -578,6 +578,26 @@ test_eof_right_after_data(void **state)
 }
 
 static void
+test_eof_with_input_unread(void **state)
+{
+	struct fx *f = *state;
+
+	/* a read low watermark keeps the read callback from running, so the
+	 * EOF event comes with the bytes still in the input (as 2.1 can do) */
+	bufferevent_setwatermark(f->rc, EV_READ, 100, 0);
+	send_pattern(f, 0, 28, 0, 10);
+	pump(f);
+	assert_int_equal(evbuffer_get_length(bufferevent_get_input(f->rc)), 10);
+	assert_int_equal(f->r.bytes[0], 0);
+	far_eof_send(f, 0);
+	pump(f);
+	check_pattern(f, 1, 28, 10);
+	assert_int_equal(f->r.bytes[0], 10);
+	assert_int_equal(f->n_shut[1], 1);
+	assert_int_equal(f->got_at_eof[1], 10);
+}
+
+static void
 test_eof_while_paused(void **state)
 {
 	struct fx *f = *state;
@@ -838,6 +858,7 @@ main(void)
 		T(test_eof_shutdown_after_flush),
 		T(test_eof_with_nothing_queued),
 		T(test_eof_right_after_data),
+		T(test_eof_with_input_unread),
 		T(test_eof_while_paused),
 		T(test_half_close_other_direction_flows),
 		T(test_both_eof_done_once),
