@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "clientauth.h"
 #include "sni.h"
 
 /* ------------------------------------------------------------------ */
@@ -34,7 +35,8 @@
 
 enum vtype {
 	T_ADDRS, T_PATH, T_GLOB, T_ADDR, T_NAMES, T_ALPN, T_BOOL, T_PROTOCOLS,
-	T_STRING, T_DURATION, T_WORKERS, T_LOG, T_LOG_LEVEL
+	T_STRING, T_DURATION, T_WORKERS, T_LOG, T_LOG_LEVEL, T_CLIENT_VERIFY, T_INT,
+	T_ALLOW
 };
 enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4 };
 
@@ -85,6 +87,13 @@ static const struct keydef keys[K_COUNT] = {
 	    H(connect_timeout_ms), 100, 3600 * MS_S, "5s" },
 	[K_IDLE_TIMEOUT] = { "idle_timeout", HOST_SCOPE, T_DURATION,
 	    H(idle_timeout_ms), 1000, 7 * MS_DAY, "5m" },
+	[K_CLIENT_VERIFY] = { "client_verify", HOST_SCOPE, T_CLIENT_VERIFY, H(client_verify),
+	    0, 0, "none" },
+	[K_CLIENT_CA] = { "client_ca", HOST_SCOPE, T_PATH, H(client_ca), 0, 0, NULL },
+	[K_CLIENT_CRL] = { "client_crl", HOST_SCOPE, T_PATH, H(client_crl), 0, 0, NULL },
+	[K_CLIENT_VERIFY_DEPTH] = { "client_verify_depth", HOST_SCOPE, T_INT,
+	    H(client_verify_depth), 1, 16, "3" },
+	[K_CLIENT_ALLOW] = { "client_allow", HOST_SCOPE, T_ALLOW, H(client_allow), 0, 0, NULL },
 };
 
 /* ------------------------------------------------------------------ */
@@ -568,6 +577,17 @@ tok_name(const char *tok, void *arg)
 }
 
 static int
+tok_allow(const char *tok, void *arg)
+{
+	struct tok_ctx *t = arg;
+	struct allow_list check = { NULL, 0 };
+	int rc = allow_list_add(&check, tok, t->err, t->errlen);
+
+	allow_list_free(&check);
+	return rc != 0 ? -1 : str_list_add(t->list, tok);
+}
+
+static int
 tok_alpn(const char *tok, void *arg)
 {
 	struct tok_ctx *t = arg;
@@ -652,7 +672,8 @@ free_value(const struct keydef *k, void *field)
 		memset(field, 0, sizeof(struct addr_list));
 		break;
 	case T_NAMES:
-	case T_ALPN: {
+	case T_ALPN:
+	case T_ALLOW: {
 		struct str_list *sl = field;
 		for (size_t i = 0; i < sl->n; i++)
 			free(sl->v[i]);
@@ -683,9 +704,11 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 	case T_ADDRS:
 	case T_NAMES:
 	case T_ALPN:
+	case T_ALLOW:
 	case T_PROTOCOLS: {
 		int (*cb)(const char *, void *) = k->type == T_ADDRS ? tok_addr :
-		    k->type == T_NAMES ? tok_name : k->type == T_ALPN ? tok_alpn : tok_proto;
+		    k->type == T_NAMES ? tok_name : k->type == T_ALPN ? tok_alpn :
+		    k->type == T_ALLOW ? tok_allow : tok_proto;
 		if (k->type == T_PROTOCOLS)
 			memset(field, 0, sizeof(struct proto_range));
 		if (each_token(val, cb, &t) != 0) {
@@ -770,6 +793,29 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 			return -1;
 		}
 		return 0;
+	case T_CLIENT_VERIFY: {
+		static const char *const names[] = { "none", "optional", "required" };
+		for (int i = 0; i < 3; i++)
+			if (strcmp(val, names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		snprintf(err, errlen, "expected none, optional or required, not '%s'", val);
+		return -1;
+	}
+	case T_INT: {
+		char *end;
+		long n;
+		errno = 0;
+		n = strtol(val, &end, 10);
+		if (errno || *end || end == val || n < (long)k->min || n > (long)k->max) {
+			snprintf(err, errlen, "expected a number %llu..%llu, not '%s'", k->min,
+			    k->max, val);
+			return -1;
+		}
+		*(int *)field = (int)n;
+		return 0;
+	}
 	case T_LOG_LEVEL: {
 		static const char *const lv[] = { "error", "warn", "info", "debug" };
 		for (int i = 0; i < 4; i++)
@@ -846,6 +892,17 @@ build_host(struct loader *l, const struct raw_section *r, struct host_config *h,
 		diag_error_at(l->d, h->at, "host '%s' has no 'key'", h->label);
 	if (h->backend.len == 0 && !r->val[K_BACKEND] && !defaults_bad[K_BACKEND])
 		diag_error_at(l->d, h->at, "host '%s' has no 'backend'", h->label);
+	if (h->client_verify != CLIENT_VERIFY_NONE && h->client_ca == NULL &&
+	    !defaults_bad[K_CLIENT_CA])
+		diag_error_at(l->d, h->loc[K_CLIENT_VERIFY], "client_verify: host '%s' verifies "
+		    "client certificates but has no 'client_ca'", h->label);
+	if (h->client_verify == CLIENT_VERIFY_NONE) {
+		static const int needs_verify[] = { K_CLIENT_ALLOW, K_CLIENT_CRL };
+		for (size_t i = 0; i < 2; i++)
+			if (r->val[needs_verify[i]] != NULL)
+				diag_error_at(l->d, r->loc[needs_verify[i]], "%s: has no effect "
+				    "with client_verify = none", keys[needs_verify[i]].name);
+	}
 	if (h->listen.n == 0 && l->c->g.listen.n > 0 && !r->val[K_LISTEN]) {
 		h->listen.v = malloc(l->c->g.listen.n * sizeof(struct addr));
 		if (h->listen.v) {

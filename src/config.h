@@ -26,12 +26,15 @@ enum cfg_key {
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
 	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
+	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
 	K_COUNT
 };
 
 struct addr_list { struct addr *v; size_t n; };
 struct str_list { char **v; size_t n; };
 struct proto_range { int min, max; };	/* OpenSSL TLS1_x_VERSION values */
+
+enum client_verify { CLIENT_VERIFY_NONE = 0, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRED };
 
 /* A `backend.PROTO = ADDR` line: the backend for one negotiated ALPN protocol. */
 struct alpn_backend {
@@ -55,6 +58,11 @@ struct host_config {
 	struct proto_range protocols;
 	char *ciphers, *ciphersuites, *groups;
 	unsigned handshake_timeout_ms, connect_timeout_ms, idle_timeout_ms;
+	int client_verify;		/* enum client_verify */
+	char *client_ca;		/* PEM file of CAs for client certificates */
+	char *client_crl;		/* PEM file of CRLs, or NULL */
+	int client_verify_depth;
+	struct str_list client_allow;	/* "KIND:value" entries (clientauth.h) */
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
 	int bad;			/* config_load_all(): this host has errors */
 };

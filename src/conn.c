@@ -57,6 +57,15 @@ send_close_notify(struct conn *c)
 	}
 }
 
+/* Keep key=value fields of the access line parseable. */
+static void
+blank_out(char *s)
+{
+	for (; *s; s++)
+		if (*s == ' ' || *s == '"')
+			*s = '?';
+}
+
 static void
 log_access(struct conn *c, const char *reason)
 {
@@ -64,6 +73,7 @@ log_access(struct conn *c, const char *reason)
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
 	const char *version = "-", *cipher = "-";
+	char cn[128] = "", san[160] = "";
 	struct timeval now, d;
 	SSL *ssl = c->client ? bufferevent_openssl_get_ssl(c->client) : NULL;
 
@@ -73,16 +83,20 @@ log_access(struct conn *c, const char *reason)
 		SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
 		version = SSL_get_version(ssl);
 		cipher = SSL_get_cipher_name(ssl);
+		/* the verified client identity (mTLS), if any */
+		cert_identity(SSL_get0_peer_certificate(ssl), cn, sizeof(cn), san, sizeof(san));
+		blank_out(cn);
+		blank_out(san);
 	}
 	event_base_gettimeofday_cached(c->w->base, &now);
 	timersub(&now, &c->start, &d);
 	log_msg(LOG_LVL_INFO, "access client=%s host=%s sni=%s alpn=%.*s tls=%s cipher=%s "
-	    "backend=%s in=%llu out=%llu ms=%ld reason=\"%s\"",
+	    "client_cn=%s client_san=%s backend=%s in=%llu out=%llu ms=%ld reason=\"%s\"",
 	    addr_format((const struct sockaddr *)&c->peer, c->peer_len, peer, sizeof(peer)),
 	    c->tls.host ? c->tls.host->cfg->label : "-",
 	    c->tls.sni[0] ? c->tls.sni : "-",
 	    alpn_len ? (int)alpn_len : 1, alpn_len ? (const char *)alpn : "-",
-	    version, cipher ? cipher : "-",
+	    version, cipher ? cipher : "-", cn[0] ? cn : "-", san[0] ? san : "-",
 	    c->backend_addr ? c->backend_addr->text : "-",
 	    (unsigned long long)c->relay.bytes[0], (unsigned long long)c->relay.bytes[1],
 	    (long)(d.tv_sec * 1000 + d.tv_usec / 1000), reason);

@@ -120,6 +120,7 @@ gen_free(struct generation *g)
 		free(h->names);
 		free(h->groups);
 		free(h->alpn_wire);
+		allow_list_free(&h->allow);
 	}
 	free(g->hosts);
 	for (size_t i = 0; i < g->n_listeners; i++)

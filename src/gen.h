@@ -14,6 +14,7 @@
 
 #include <openssl/ssl.h>
 
+#include "clientauth.h"
 #include "config.h"
 #include "diag.h"
 #include "sni.h"
@@ -28,6 +29,7 @@ struct host {
 	unsigned char *alpn_wire;	/* ALPN list in wire format, NULL: no ALPN */
 	size_t alpn_wire_len;
 	time_t not_after;
+	struct allow_list allow;	/* client_allow, parsed; empty: any verified client */
 };
 
 struct listener {

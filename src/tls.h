@@ -24,6 +24,7 @@ struct tls_info {
 	struct host *host;			/* out: chosen host, NULL before SNI */
 	char sni[SNI_NAME_MAX + 2];		/* out: the name sent, "" if none */
 	const char *fail;			/* out: why we refused, or NULL */
+	char fail_buf[160];			/* storage fail may point to */
 };
 
 /* Once per process, before any other call. Returns 0 or -1. */

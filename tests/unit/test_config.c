@@ -1,6 +1,6 @@
 /*
- * test_config.c: config_load() on files written into a fresh temporary
- * directory per test, and config_parse_duration().
+ * test_config.c: config_load() and config_load_all() on files written into
+ * a fresh temporary directory per test, and config_parse_duration().
  *
  * Every error is checked with its full "FILE:LINE: " prefix. The line number
  * of each line of a test file is in the comment at its right.
@@ -1427,6 +1427,8 @@ test_err_missing_main_file(void **state)
 
 	assert_null(config_load(P(x, "nope.ini"), &x->d));
 	EXPECT_AT(x, "nope.ini", 0, "cannot open");
+	/* nothing else: no complaints about defaults or missing hosts */
+	EXPECT_ERRORS(x, 1);
 }
 
 static void
@@ -1467,6 +1469,72 @@ test_err_several_in_one_run(void **state)
 	EXPECT_AT(x, "hosts.d/z.ini", 4, "backend: bad port");
 	EXPECT_ERRORS(x, 6);
 	assert_int_equal(x->d.n, 6);
+}
+
+/* ------------------------------------------------------------------ */
+/* config_load_all                                                      */
+
+static void
+test_load_all_clean(void **state)
+{
+	struct ctx *x = *state;
+
+	put(x, "main.ini", GLOBAL3 HOST4("a") HOST4("b"));
+	x->c = config_load_all(x->main, &x->d);
+	assert_non_null(x->c);
+	EXPECT_ERRORS(x, 0);
+	assert_int_equal(x->c->n_hosts, 2);
+	assert_false(x->c->hosts[0].bad);
+	assert_false(x->c->hosts[1].bad);
+}
+
+static void
+test_load_all_keeps_going(void **state)
+{
+	struct ctx *x = *state;
+	static const char text[] = GLOBAL3
+	    "[defaults]\n"			/* 4 */
+	    "idle_timeout = soon\n"		/* 5 */
+	    HOST4("a")				/* 6..9 */
+	    "idle_timeout = 1m\n"		/* 10: overrides the bad default */
+	    "[host b]\n"			/* 11 */
+	    "cert = b.pem\n"			/* 12 */
+	    "key = b.key\n"			/* 13 */
+	    "backend = 127.0.0.1\n"		/* 14: its own error */
+	    "idle_timeout = 2m\n"		/* 15 */
+	    HOST4("c");				/* 16..19: inherits the bad default */
+	const struct config *c;
+
+	put(x, "main.ini", text);
+	x->c = config_load_all(x->main, &x->d);
+	c = x->c;
+	assert_non_null(c);
+	EXPECT_AT(x, "main.ini", 5, "idle_timeout: bad duration 'soon'");
+	EXPECT_AT(x, "main.ini", 14, "backend: bad address '127.0.0.1'");
+	EXPECT_ERRORS(x, 2);
+	assert_int_equal(c->n_hosts, 3);
+	assert_false(host(c, "a")->bad);
+	assert_int_equal(host(c, "a")->idle_timeout_ms, 60000);
+	assert_string_equal(host(c, "a")->backend.text, "127.0.0.1:9000");
+	assert_true(host(c, "b")->bad);
+	assert_true(host(c, "c")->bad);
+
+	/* config_load: the same errors, and no config */
+	diag_free(&x->d);
+	assert_null(config_load(x->main, &x->d));
+	EXPECT_ERRORS(x, 2);
+}
+
+static void
+test_load_all_missing_main_file(void **state)
+{
+	struct ctx *x = *state;
+
+	x->c = config_load_all(P(x, "nope.ini"), &x->d);
+	EXPECT_AT(x, "nope.ini", 0, "cannot open");
+	EXPECT_ERRORS(x, 1);
+	if (x->c != NULL)
+		assert_int_equal(x->c->n_hosts, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1626,6 +1694,9 @@ main(void)
 		T(test_err_missing_main_file),
 		T(test_err_host_file_is_directory),
 		T(test_err_several_in_one_run),
+		T(test_load_all_clean),
+		T(test_load_all_keeps_going),
+		T(test_load_all_missing_main_file),
 		cmocka_unit_test(test_duration_units),
 		cmocka_unit_test(test_duration_bad_suffix),
 		cmocka_unit_test(test_duration_max_bound),
