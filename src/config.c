@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,7 @@ struct raw_alpn_backend {
 	char *proto;
 	char *val;
 	struct loc at;
+	int bad;		/* [defaults]: already reported */
 };
 
 struct raw_section {
@@ -115,6 +117,7 @@ struct raw_section {
 	struct loc loc[K_COUNT];
 	struct raw_alpn_backend *ab;
 	size_t n_ab;
+	int bad;		/* an error was reported inside this section */
 };
 
 struct loader {
@@ -167,6 +170,22 @@ here(const struct loader *l)
 {
 	struct loc at = { l->file, l->lineno };
 	return at;
+}
+
+/* An error on the current line, inside the current section (which it marks
+ * bad, so that no follow-on error is reported for that host). */
+static void __attribute__((format(printf, 2, 3)))
+line_error(struct loader *l, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_error_at(l->d, here(l), "%s", msg);
+	if (l->cur != NULL)
+		l->cur->bad = 1;
 }
 
 /* Section header "[...]": returns the section to make current. */
@@ -263,13 +282,18 @@ reader(char *str, int num, void *stream)
 		len--;
 	strcpy(str, "\n");	/* what inih gets for a refused line */
 
-	if (memchr(line, '\0', len) != NULL) {
-		diag_error_at(l->d, here(l), "NUL byte in line");
-		return str;
-	}
-	if (len > CONFIG_MAX_LINE || len + 3 > (size_t)num) {
-		diag_error_at(l->d, here(l), "line is %zu bytes long; the limit is %d "
-		    "(libinih would split it)", len, CONFIG_MAX_LINE);
+	if (memchr(line, '\0', len) != NULL ||
+	    len > CONFIG_MAX_LINE || len + 3 > (size_t)num) {
+		/* the keys under a refused section header belong to no section */
+		for (s = line; s < line + len && isspace((unsigned char)*s); s++)
+			;
+		if (s < line + len && *s == '[')
+			l->cur = &l->ignored;
+		if (memchr(line, '\0', len) != NULL)
+			line_error(l, "NUL byte in line");
+		else
+			line_error(l, "line is %zu bytes long; the limit is %d "
+			    "(libinih would split it)", len, CONFIG_MAX_LINE);
 		return str;
 	}
 	/* trim both ends: leading blanks must not make a continuation line */
@@ -286,15 +310,15 @@ reader(char *str, int num, void *stream)
 		const char *rest;
 
 		if (close == NULL) {
-			diag_error_at(l->d, here(l), "section header without ']'");
 			l->cur = &l->ignored;
+			line_error(l, "section header without ']'");
 			return str;
 		}
 		for (rest = close + 1; rest < e && isspace((unsigned char)*rest); rest++)
 			;
 		if (rest < e && *rest != ';' && *rest != '#') {
-			diag_error_at(l->d, here(l), "unexpected text after section header");
 			l->cur = &l->ignored;
+			line_error(l, "unexpected text after section header");
 			return str;
 		}
 		l->cur = begin_section(l, s + 1, (size_t)(close - s - 1));
@@ -313,7 +337,7 @@ reader(char *str, int num, void *stream)
 		}
 	}
 	if (p == e || p == s) {
-		diag_error_at(l->d, here(l), "expected 'key = value'");
+		line_error(l, "expected 'key = value'");
 		return str;
 	}
 	memcpy(str, s, (size_t)(e - s));
@@ -342,7 +366,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 
 	(void)section;	/* we track sections ourselves, in reader() */
 	if (s == NULL) {
-		diag_error_at(l->d, here(l), "'%s' outside any section", name);
+		line_error(l, "'%s' outside any section", name);
 		return 1;
 	}
 	if (s->kind == SEC_IGNORED)
@@ -350,18 +374,18 @@ handler(void *user, const char *section, const char *name, const char *value)
 	scope = s->kind == SEC_GLOBAL ? S_GLOBAL :
 	    s->kind == SEC_DEFAULTS ? S_DEFAULTS : S_HOST;
 	if (*value == '\0') {
-		diag_error_at(l->d, here(l), "'%s' has an empty value", name);
+		line_error(l, "'%s' has an empty value", name);
 		return 1;
 	}
 	if (scope != S_GLOBAL && strncmp(name, "backend.", 8) == 0) {
 		const char *proto = name + 8;
 		if (*proto == '\0' || strlen(proto) > 255) {
-			diag_error_at(l->d, here(l), "'%s': expected backend.PROTOCOL", name);
+			line_error(l, "'%s': expected backend.PROTOCOL", name);
 			return 1;
 		}
 		for (size_t i = 0; i < s->n_ab; i++)
 			if (strcmp(s->ab[i].proto, proto) == 0) {
-				diag_error_at(l->d, here(l), "duplicate key '%s' (first at line %d)",
+				line_error(l, "duplicate key '%s' (first at line %d)",
 				    name, s->ab[i].at.line);
 				return 1;
 			}
@@ -372,21 +396,22 @@ handler(void *user, const char *section, const char *name, const char *value)
 		ab[s->n_ab].proto = strdup(proto);
 		ab[s->n_ab].val = strdup(value);
 		ab[s->n_ab].at = here(l);
+		ab[s->n_ab].bad = 0;
 		s->n_ab++;
 		return 1;
 	}
 	if (find_key(name, scope, &id) == NULL) {
 		int other;
 		if (find_key(name, S_GLOBAL | S_DEFAULTS | S_HOST, &other))
-			diag_error_at(l->d, here(l), "key '%s' is not allowed in %s", name,
+			line_error(l, "key '%s' is not allowed in %s", name,
 			    scope == S_GLOBAL ? "[global]" : scope == S_DEFAULTS ?
 			    "[defaults]" : "a [host] section");
 		else
-			diag_error_at(l->d, here(l), "unknown key '%s'", name);
+			line_error(l, "unknown key '%s'", name);
 		return 1;
 	}
 	if (s->val[id] != NULL) {
-		diag_error_at(l->d, here(l), "duplicate key '%s' (first at line %d)", name,
+		line_error(l, "duplicate key '%s' (first at line %d)", name,
 		    s->loc[id].line);
 		return 1;
 	}
@@ -738,17 +763,24 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 		}
 		return 0;
 	case T_STRING:
-		if (strpbrk(val, " \t") != NULL && strchr(val, ':') == NULL) {
-			/* accept "A B C" as well as OpenSSL's "A:B:C" */
-			char *s = strdup(val);
-			for (char *p = s; p && *p; p++)
-				if (*p == ' ' || *p == '\t')
-					*p = ':';
-			*(char **)field = s;
-		} else {
-			*(char **)field = strdup(val);
+	{
+		/* accept "A B C" and "A, B" as well as OpenSSL's "A:B:C" */
+		char *out = malloc(strlen(val) + 1), *o = out;
+		if (out == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
 		}
+		for (const char *p = val; *p; p++) {
+			char ch = (*p == ' ' || *p == '\t' || *p == ',') ? ':' : *p;
+			if (ch != ':' || (o > out && o[-1] != ':'))
+				*o++ = ch;
+		}
+		if (o > out && o[-1] == ':')
+			o--;
+		*o = '\0';
+		*(char **)field = out;
 		return 0;
+	}
 	case T_ADDR:
 		return addr_parse(val, field, err, errlen);
 	case T_BOOL:
@@ -935,6 +967,10 @@ build_host(struct loader *l, const struct raw_section *r, struct host_config *h,
 					    "host's alpn list", ab->proto, ab->proto);
 				continue;
 			}
+			if (ab->bad) {
+				h->bad = 1;	/* a [defaults] value already reported */
+				continue;
+			}
 			struct alpn_backend *out = &h->alpn_backends[h->n_alpn_backends];
 			if (addr_parse(ab->val, &out->addr, err, sizeof(err)) != 0) {
 				diag_error_at(l->d, ab->at, "backend.%s: %s", ab->proto, err);
@@ -977,6 +1013,14 @@ config_free(struct config *c)
 	free(c);
 }
 
+/* A missing hosts directory is no host file, not an error. */
+static int
+glob_error(const char *path, int err)
+{
+	(void)path;
+	return err != ENOENT && err != ENOTDIR;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -1012,7 +1056,20 @@ config_load_all(const char *main_file, struct diag *d)
 	l.c = c;
 	l.d = d;
 	l.ignored.kind = SEC_IGNORED;
-	c->main_file = strdup(main_file);
+	/* relative paths in the files resolve against the file's directory,
+	 * so that directory must be absolute whatever our working directory */
+	char cwd[PATH_MAX];
+	if (main_file[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
+		if (asprintf(&c->main_file, "%s/%s", cwd, main_file) < 0)
+			c->main_file = NULL;
+	} else {
+		c->main_file = strdup(main_file);
+	}
+	if (c->main_file == NULL) {
+		free(c);
+		return NULL;
+	}
+	main_file = c->main_file;
 
 	struct loc none = { intern_file(c, main_file), 0 };
 	if (read_file(&l, main_file, 1, none) != 0)
@@ -1036,11 +1093,20 @@ config_load_all(const char *main_file, struct diag *d)
 			}
 		}
 		host_config_free(&tmp);
+		for (size_t i = 0; i < l.defaults.n_ab; i++) {
+			struct raw_alpn_backend *ab = &l.defaults.ab[i];
+			struct addr a;
+			char err[512];
+			if (addr_parse(ab->val, &a, err, sizeof(err)) != 0) {
+				diag_error_at(d, ab->at, "backend.%s: %s", ab->proto, err);
+				ab->bad = 1;
+			}
+		}
 	}
 
 	if (c->g.hosts != NULL) {
 		glob_t gl;
-		int rc = glob(c->g.hosts, GLOB_ERR, NULL, &gl);
+		int rc = glob(c->g.hosts, 0, glob_error, &gl);
 		if (rc == 0) {
 			qsort(gl.gl_pathv, gl.gl_pathc, sizeof(char *), cmp_str);
 			for (size_t i = 0; i < gl.gl_pathc; i++)
@@ -1064,7 +1130,7 @@ config_load_all(const char *main_file, struct diag *d)
 			for (int k = 0; k < K_COUNT; k++)
 				if (defaults_bad[k] && !l.hosts[i].val[k])
 					h->bad = 1;	/* inherits a value that failed */
-			if (d->n_errors > before)
+			if (d->n_errors > before || l.hosts[i].bad)
 				h->bad = 1;
 		}
 	}

@@ -526,7 +526,7 @@ test_host_files_and_relative_paths(void **state)
 	assert_string_equal(c->g.hosts, P(x, "hosts.d/*.ini"));
 }
 
-/* BUG: config.c resolve_path() leaves paths relative when the main file was
+/* Regression (was a bug): config.c resolve_path() leaves paths relative when the main file was
  * named without a directory ("main.ini"), but config.h promises absolute
  * cert/key paths and an absolute hosts glob. */
 static void
@@ -1140,7 +1140,7 @@ test_err_backend_proto_bad(void **state)
 	EXPECT_ERRORS(x, 2);
 }
 
-/* BUG: config.c build_host() parses [defaults] backend.PROTO once per host
+/* Regression (was a bug): config.c build_host() parses [defaults] backend.PROTO once per host
  * that lists PROTO, so one bad line is reported once per such host (here
  * twice), unlike every other [defaults] value, which config_load() checks
  * once on its own. */
@@ -1158,7 +1158,7 @@ test_err_defaults_backend_proto_reported_once(void **state)
 	EXPECT_ERRORS(x, 1);
 }
 
-/* BUG: config.c build_host() only parses a [defaults] backend.PROTO for a
+/* Regression (was a bug): config.c build_host() only parses a [defaults] backend.PROTO for a
  * host whose alpn lists PROTO, so a bad one is never reported when no host
  * does (`tlsfront -t` says OK), while a bad [defaults] `backend` is reported
  * even when every host overrides it. */
@@ -1256,7 +1256,7 @@ test_err_long_line_in_host_file(void **state)
 	EXPECT_ERRORS(x, 1);
 }
 
-/* BUG: config.c reader() refuses an over-long (or NUL-containing) line
+/* Regression (was a bug): config.c reader() refuses an over-long (or NUL-containing) line
  * without looking at what it is; when it is a section header, the current
  * section stays the previous one, so the keys below it are added to that
  * section and reported as duplicates or as not allowed there. */
