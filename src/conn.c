@@ -57,6 +57,17 @@ send_close_notify(struct conn *c)
 	}
 }
 
+/* Milliseconds from t to the loop's current time. */
+static unsigned long long
+ms_since(const struct conn *c, const struct timeval *t)
+{
+	struct timeval now, d;
+
+	event_base_gettimeofday_cached(c->w->base, &now);
+	timersub(&now, t, &d);
+	return (unsigned long long)d.tv_sec * 1000 + (unsigned long long)d.tv_usec / 1000;
+}
+
 /* Keep key=value fields of the access line parseable. */
 static void
 blank_out(char *s)
@@ -74,7 +85,6 @@ log_access(struct conn *c, const char *reason)
 	unsigned alpn_len = 0;
 	const char *version = "-", *cipher = "-";
 	char cn[128] = "", san[160] = "";
-	struct timeval now, d;
 	SSL *ssl = c->client ? bufferevent_openssl_get_ssl(c->client) : NULL;
 
 	if (log_level_current < LOG_LVL_INFO)
@@ -88,8 +98,6 @@ log_access(struct conn *c, const char *reason)
 		blank_out(cn);
 		blank_out(san);
 	}
-	event_base_gettimeofday_cached(c->w->base, &now);
-	timersub(&now, &c->start, &d);
 	log_msg(LOG_LVL_INFO, "access client=%s host=%s sni=%s alpn=%.*s tls=%s cipher=%s "
 	    "client_cn=%s client_san=%s backend=%s in=%llu out=%llu ms=%ld reason=\"%s\"",
 	    addr_format((const struct sockaddr *)&c->peer, c->peer_len, peer, sizeof(peer)),
@@ -99,7 +107,7 @@ log_access(struct conn *c, const char *reason)
 	    version, cipher ? cipher : "-", cn[0] ? cn : "-", san[0] ? san : "-",
 	    c->backend_addr ? c->backend_addr->text : "-",
 	    (unsigned long long)c->relay.bytes[0], (unsigned long long)c->relay.bytes[1],
-	    (long)(d.tv_sec * 1000 + d.tv_usec / 1000), reason);
+	    (long)ms_since(c, &c->start), reason);
 }
 
 void
@@ -152,9 +160,10 @@ describe(struct bufferevent *bev, short what, const char *side, char *buf, size_
 		return buf;
 	}
 	/* libevent 2.1 queues SSL_get_error()'s bare code (library 0) along
-	 * with the real errors; keep the first real one. */
+	 * with the real errors; keep the first real one. A bare code alone
+	 * (SSL_ERROR_SYSCALL) means the socket failed: errno says how. */
 	while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0)
-		if (last == 0 || ERR_GET_LIB(last) == 0)
+		if (last == 0 && ERR_GET_LIB(e) != 0)
 			last = e;
 	if (last != 0) {
 		char ebuf[256];
@@ -213,20 +222,26 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	switch (c->state) {
-	case CONN_HANDSHAKE:
+	case CONN_HANDSHAKE: {
+		/* armed with the listener's shortest handshake_timeout; once SNI
+		 * has named the host, the host's own applies */
+		if (hc != NULL) {
+			unsigned long long ms = ms_since(c, &c->start);
+			if (ms + 1 < hc->handshake_timeout_ms) {
+				conn_arm_timer(c, hc->handshake_timeout_ms - (unsigned)ms);
+				return;
+			}
+		}
 		conn_close(c, "handshake timeout");
 		return;
+	}
 	case CONN_CONNECTING:
 		send_close_notify(c);
 		conn_close(c, "backend connect timeout");
 		return;
 	case CONN_RELAYING: {
-		struct timeval now, idle;
-		unsigned long long idle_ms;
+		unsigned long long idle_ms = ms_since(c, &c->relay.last_activity);
 
-		event_base_gettimeofday_cached(c->w->base, &now);
-		timersub(&now, &c->relay.last_activity, &idle);
-		idle_ms = (unsigned long long)idle.tv_sec * 1000 + (unsigned long long)idle.tv_usec / 1000;
 		if (idle_ms + 1 >= hc->idle_timeout_ms) {
 			send_close_notify(c);
 			conn_close(c, "idle timeout");
@@ -349,7 +364,9 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 		ssl = NULL;	/* libevent freed it */
 		goto err;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
+	/* No allow_dirty_shutdown: SSL_OP_IGNORE_UNEXPECTED_EOF (tls.c) already
+	 * makes a FIN without close_notify an EOF, and a reset must stay an
+	 * error, or a vanished client would hold its backend until idle_timeout. */
 	bufferevent_setcb(c->client, NULL, NULL, on_handshake_event, c);
 	bufferevent_enable(c->client, EV_READ | EV_WRITE);
 	conn_arm_timer(c, l->handshake_timeout_ms);

@@ -36,8 +36,14 @@ place_host(struct generation *g, struct host *h, struct diag *d)
 	int ok = 1;
 
 	for (size_t i = 0; i < c->listen.n; i++) {
-		struct listener *l = listener_for(g, &c->listen.v[i]);
-		if (l == NULL)
+		struct listener *l;
+		if (c->listen.v[i].ss.ss_family == AF_UNIX) {
+			diag_error_at(d, c->loc[K_LISTEN], "listen: %s: tlsfront listens on TCP "
+			    "addresses only", c->listen.v[i].text);
+			ok = 0;
+			continue;
+		}
+		if ((l = listener_for(g, &c->listen.v[i])) == NULL)
 			return -1;
 		for (size_t j = 0; j < h->n_names; j++) {
 			void *other = NULL;
@@ -63,7 +69,8 @@ place_host(struct generation *g, struct host *h, struct diag *d)
 				l->default_host = h;
 			}
 		}
-		if (c->handshake_timeout_ms > l->handshake_timeout_ms)
+		/* before SNI the shortest applies; conn.c extends it to the host's */
+		if (l->handshake_timeout_ms == 0 || c->handshake_timeout_ms < l->handshake_timeout_ms)
 			l->handshake_timeout_ms = c->handshake_timeout_ms;
 	}
 	return ok ? 0 : -1;
@@ -94,8 +101,14 @@ gen_build(struct config *cfg, struct diag *d)
 			ok = 0;
 	if (!ok)
 		goto err;
-	if ((g->base_ctx = tls_base_ctx_new(d, top)) == NULL)
+	/* most hosts share the default groups: the base context offers them, so
+	 * only hosts with other groups cost a groups call per connection */
+	const char *base_groups = g->n_hosts ? g->hosts[0].groups : NULL;
+	if ((g->base_ctx = tls_base_ctx_new(base_groups, d, top)) == NULL)
 		goto err;
+	for (size_t i = 0; i < g->n_hosts; i++)
+		g->hosts[i].groups_as_base = base_groups && g->hosts[i].groups &&
+		    strcmp(g->hosts[i].groups, base_groups) == 0;
 	g->cfg = cfg;
 	return g;
 err:

@@ -24,8 +24,8 @@ struct host {
 	SSL_CTX *ctx;
 	char **names;			/* effective names (config's or certificate's) */
 	size_t n_names;
-	int *groups;			/* group NIDs this OpenSSL accepts, in order */
-	size_t n_groups;
+	char *groups;			/* the groups this OpenSSL accepts, "a:b:c" */
+	int groups_as_base;		/* the base context offers the same groups */
 	unsigned char *alpn_wire;	/* ALPN list in wire format, NULL: no ALPN */
 	size_t alpn_wire_len;
 	time_t not_after;
@@ -36,7 +36,7 @@ struct listener {
 	struct addr addr;
 	struct sni_table *sni;		/* values are struct host * */
 	struct host *default_host;	/* NULL: unknown names are refused */
-	unsigned handshake_timeout_ms;	/* until the host is known: the largest of its hosts */
+	unsigned handshake_timeout_ms;	/* until the host is known: the smallest of its hosts */
 };
 
 struct generation {

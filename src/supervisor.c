@@ -33,8 +33,15 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A listening socket for a, with SO_REUSEPORT so that each worker slot can
+ * have its own. With probe, bind without SO_REUSEPORT and do not listen:
+ * that bind fails if anybody (another tlsfront of the same user included,
+ * which SO_REUSEPORT would otherwise let in to share our connections)
+ * already listens there.
+ */
 static int
-open_listener(const struct addr *a)
+open_listener(const struct addr *a, int probe)
 {
 	int fd, one = 1;
 
@@ -42,13 +49,18 @@ open_listener(const struct addr *a)
 	if (fd < 0)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+	    (!probe && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0))
 		goto err;
 	if (a->ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
 		goto err;
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, 1024) != 0)
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
+	    (!probe && listen(fd, 1024) != 0))
 		goto err;
+	if (probe) {
+		close(fd);
+		return 0;
+	}
 	return fd;
 err:;
 	int saved = errno;
@@ -60,6 +72,7 @@ err:;
 static pid_t
 spawn(struct generation *g, int slot, int *fds, size_t nl, int nslots)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid != 0)
@@ -69,8 +82,8 @@ spawn(struct generation *g, int slot, int *fds, size_t nl, int nslots)
 	int *mine = calloc(nl ? nl : 1, sizeof(int));
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
-		_exit(1);	/* the main process is already gone */
+	if (getppid() != parent)
+		_exit(1);	/* the main process died before PDEATHSIG was set */
 	snprintf(role, sizeof(role), "worker %d", slot);
 	log_set_role(role);
 	for (size_t i = 0; i < nl; i++)
@@ -106,8 +119,10 @@ supervisor_run(struct generation *g)
 	for (size_t i = 0; i < nl * (size_t)nslots; i++)
 		fds[i] = -1;
 	for (size_t i = 0; i < nl; i++)
-		for (int s = 0; s < nslots; s++) {
-			int fd = open_listener(&g->listeners[i].addr);
+		for (int s = -1; s < nslots; s++) {
+			int fd = open_listener(&g->listeners[i].addr, s < 0);
+			if (s < 0 && fd == 0)
+				continue;	/* the address is free */
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", g->listeners[i].addr.text,
 				    strerror(errno));

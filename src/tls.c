@@ -105,8 +105,9 @@ switch_host(SSL *ssl, const struct host *h)
 	cas = SSL_CTX_get_client_CA_list(ctx);
 	if (cas != NULL && sk_X509_NAME_num(cas) > 0)
 		SSL_set_client_CA_list(ssl, SSL_dup_CA_list(cas));
-	if (h->n_groups > 0)
-		SSL_set1_groups(ssl, h->groups, (int)h->n_groups);
+	/* the SSL copied its groups from the base context at SSL_new */
+	if (!h->groups_as_base)
+		SSL_set1_groups_list(ssl, h->groups);
 }
 
 static int
@@ -184,7 +185,7 @@ ctx_new_common(void)
 }
 
 SSL_CTX *
-tls_base_ctx_new(struct diag *d, struct loc at)
+tls_base_ctx_new(const char *groups, struct diag *d, struct loc at)
 {
 	SSL_CTX *ctx = ctx_new_common();
 	char err[256];
@@ -195,45 +196,46 @@ tls_base_ctx_new(struct diag *d, struct loc at)
 		return NULL;
 	}
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+	if (groups != NULL && SSL_CTX_set1_groups_list(ctx, groups) != 1)
+		ERR_clear_error();	/* every host then sets its own */
 	return ctx;
 }
 
 /* Keep the groups this OpenSSL knows, in order; OpenSSL 3.0 refuses a whole
- * list for one unknown name (X25519MLKEM768 needs 3.5). */
+ * list for one unknown name (X25519MLKEM768 needs 3.5). Names, not NIDs:
+ * newer groups come from providers and have no NID. */
 static int
 setup_groups(struct host *h, SSL_CTX *ctx, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	char *copy = strdup(c->groups), *save = NULL, *tok;
-	char kept[512] = "";
 	int user_set = c->loc[K_GROUPS].line > 0;
+	size_t n = 0;
 
-	if (copy == NULL)
+	h->groups = calloc(1, strlen(c->groups) + 1);
+	if (copy == NULL || h->groups == NULL) {
+		free(copy);
 		return -1;
-	h->groups = calloc(strlen(c->groups) / 2 + 1, sizeof(int));
-	for (tok = strtok_r(copy, ":", &save); tok && h->groups; tok = strtok_r(NULL, ":", &save)) {
-		int nid = OBJ_sn2nid(tok);
-		if (nid == NID_undef)
-			nid = EC_curve_nist2nid(tok);
-		if (nid == NID_undef || SSL_CTX_set1_groups_list(ctx, tok) != 1) {
+	}
+	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		if (SSL_CTX_set1_groups_list(ctx, tok) != 1) {
 			ERR_clear_error();
 			if (user_set)
 				diag_warn_at(d, c->loc[K_GROUPS], "groups: '%s' is not supported by "
 				    "this OpenSSL (%s); left out", tok, OpenSSL_version(OPENSSL_VERSION));
 			continue;
 		}
-		h->groups[h->n_groups++] = nid;
-		if (kept[0])
-			strncat(kept, ":", sizeof(kept) - strlen(kept) - 1);
-		strncat(kept, tok, sizeof(kept) - strlen(kept) - 1);
+		if (n++ > 0)
+			strcat(h->groups, ":");
+		strcat(h->groups, tok);
 	}
 	free(copy);
-	if (h->n_groups == 0 || SSL_CTX_set1_groups(ctx, h->groups, (int)h->n_groups) != 1) {
+	if (n == 0 || SSL_CTX_set1_groups_list(ctx, h->groups) != 1) {
 		diag_error_at(d, c->loc[K_GROUPS], "groups: none of '%s' is supported", c->groups);
 		ERR_clear_error();
 		return -1;
 	}
-	log_debug("host %s: groups %s", c->label, kept);
+	log_debug("host %s: groups %s", c->label, h->groups);
 	return 0;
 }
 

@@ -34,8 +34,9 @@ int tls_init(void);
  * problem goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
 int tls_host_setup(struct host *h, struct diag *d);
 
-/* The base context of a generation. NULL on failure (reported to d). */
-SSL_CTX *tls_base_ctx_new(struct diag *d, struct loc at);
+/* The base context of a generation, offering `groups` (an OpenSSL list, may
+ * be NULL) until SNI picks a host. NULL on failure (reported to d). */
+SSL_CTX *tls_base_ctx_new(const char *groups, struct diag *d, struct loc at);
 
 /* Link info to ssl for the ClientHello callback. */
 void tls_attach(SSL *ssl, struct tls_info *info);

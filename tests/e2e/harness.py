@@ -532,3 +532,98 @@ def check_eventually(pred, msg, timeout=10.0, interval=0.02):
         v = None
     check(v, "%s (within %gs)" % (msg, timeout))
     return v
+
+
+class MiniCA:
+    """A certificate authority run with `openssl ca` in its own directory
+    under d: issues certificates with any subject CN, subjectAltName and
+    validity period (also in the past or the future), revokes them, writes
+    CRLs. parent: the MiniCA that issues this one's certificate (an
+    intermediate CA); None for a self-signed root.
+
+    Files: self.crt (this CA's certificate, PEM), self.key, and for each
+    issued certificate STEM: STEM.crt (that certificate only) and STEM.key in
+    self.dir. self.chain is this CA's certificate followed by its issuers'
+    below the root (what a client sends after its leaf)."""
+
+    _CNF = ("[ca]\ndefault_ca = ca_default\n[ca_default]\n"
+            "database = %(c)s/index.txt\nnew_certs_dir = %(c)s/new\nserial = %(c)s/serial\n"
+            "crlnumber = %(c)s/crlnumber\ncertificate = %(c)s/ca.pem\n"
+            "private_key = %(c)s/ca.key\ndefault_md = sha256\ndefault_days = 30\n"
+            "default_crl_days = 30\npolicy = policy_any\nunique_subject = no\n"
+            "[policy_any]\ncommonName = supplied\n")
+
+    def __init__(self, d, name, parent=None):
+        self.name = name
+        self.dir = os.path.join(d, "ca-" + re.sub(r"[^A-Za-z0-9]+", "-", name))
+        os.makedirs(os.path.join(self.dir, "new"))
+        open(os.path.join(self.dir, "index.txt"), "w").close()
+        for f in ("serial", "crlnumber"):
+            with open(os.path.join(self.dir, f), "w") as out:
+                out.write("1000\n")
+        self.cnf = os.path.join(self.dir, "ca.cnf")
+        with open(self.cnf, "w") as f:
+            f.write(self._CNF % {"c": self.dir})
+        self.crt = os.path.join(self.dir, "ca.pem")
+        self.key = os.path.join(self.dir, "ca.key")
+        if parent is None:
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", self.key, "-out", self.crt, "-days", "30",
+                    "-subj", "/CN=" + name,
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            self.chain = []
+        else:
+            crt, key = parent.issue("sub-" + os.path.basename(self.dir), name, ca=True)
+            shutil.copy(crt, self.crt)
+            shutil.copy(key, self.key)
+            self.chain = [self.crt] + parent.chain
+
+    def issue(self, stem, cn, sans=(), start=None, end=None, ca=False):
+        """Issue STEM.crt/STEM.key for subject CN=cn with subjectAltName
+        entries sans (e.g. "DNS:x", "URI:spiffe://a/b", "email:a@b"); start and
+        end as openssl ca -startdate/-enddate (YYYYMMDDHHMMSSZ), default now
+        and 30 days. A CA certificate if ca. Returns (crt, key)."""
+        key = os.path.join(self.dir, stem + ".key")
+        csr = os.path.join(self.dir, stem + ".csr")
+        crt = os.path.join(self.dir, stem + ".crt")
+        ext = os.path.join(self.dir, stem + ".ext")
+        with open(ext, "w") as f:
+            f.write("[ext]\n")
+            if ca:
+                f.write("basicConstraints = critical,CA:TRUE\n"
+                        "keyUsage = critical,keyCertSign,cRLSign\n")
+            else:
+                f.write("basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+                        "extendedKeyUsage = clientAuth,serverAuth\n")
+            if sans:
+                f.write("subjectAltName = " + ",".join(sans) + "\n")
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
+        args = ["ca", "-batch", "-notext", "-config", self.cnf, "-extfile", ext,
+                "-extensions", "ext", "-in", csr, "-out", crt]
+        if start:
+            args += ["-startdate", start]
+        if end:
+            args += ["-enddate", end]
+        openssl(*args)
+        return crt, key
+
+    def chain_file(self, crt, out=None):
+        """A PEM file: the certificate crt this CA issued, then self.chain
+        (what a client presents). Returns its path."""
+        out = out or crt[:-len(".crt")] + ".chain.pem"
+        with open(out, "w") as f:
+            for p in [crt] + self.chain:
+                with open(p) as i:
+                    f.write(i.read())
+        return out
+
+    def revoke(self, crt):
+        openssl("ca", "-config", self.cnf, "-revoke", crt)
+
+    def gencrl(self, out=None):
+        """Write this CA's CRL (PEM) of everything revoked so far; return its path."""
+        out = out or os.path.join(self.dir, "crl.pem")
+        openssl("ca", "-config", self.cnf, "-gencrl", "-out", out)
+        return out

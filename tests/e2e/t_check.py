@@ -363,6 +363,19 @@ def test_both_stages(d, ca):
           % (n, out))
 
 
+def test_unix_listen(d, ca):
+    """Listening on a unix socket is refused at -t time, not at start."""
+    good = make_cert(d, "ul", ["ul.test"], ca=ca)
+    main = os.path.join(d, "ul", "tlsfront.ini")
+    mlines = write(main, ["[global]", "listen = unix:%s" % os.path.join(d, "ul.sock"),
+                          "hosts = hosts.d/*.ini", "workers = 1",
+                          "[host ul]", "cert = %s" % good[0], "key = %s" % good[1],
+                          "backend = 127.0.0.1:9"])
+    r = tf_check(main)
+    check(r.returncode == 1, "listen = unix:... fails the check")
+    expect_at(r.stderr, main, line_of(mlines, "listen ="), ["TCP"], "unix listen refused")
+
+
 def main():
     d = tmpdir()
     ca = make_ca(d)
@@ -371,6 +384,7 @@ def main():
     test_parse_errors(d, ca)
     test_tls_errors(d, ca)
     test_both_stages(d, ca)
+    test_unix_listen(d, ca)
 
 
 run(main)
