@@ -36,8 +36,7 @@
 
 enum vtype {
 	T_ADDRS, T_PATH, T_GLOB, T_ADDR, T_NAMES, T_ALPN, T_BOOL, T_PROTOCOLS,
-	T_STRING, T_DURATION, T_WORKERS, T_LOG, T_LOG_LEVEL, T_CLIENT_VERIFY, T_INT,
-	T_ALLOW
+	T_STRING, T_DURATION, T_WORKERS, T_ENUM, T_INT, T_ALLOW
 };
 enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4 };
 
@@ -46,9 +45,14 @@ struct keydef {
 	int scope;
 	enum vtype type;
 	size_t off;		/* into struct global_config or struct host_config */
-	unsigned long long min, max;	/* durations (ms) */
+	unsigned long long min, max;	/* durations (ms), numbers */
 	const char *def;	/* built-in default, NULL: none */
+	const char *const *names;	/* T_ENUM: the values, in the order of the enum */
 };
+
+static const char *const log_dests[] = { "stderr", "syslog", NULL };	/* enum log_dest */
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const verify_modes[] = { "none", "optional", "required", NULL };
 
 #define G(f) offsetof(struct global_config, f)
 #define H(f) offsetof(struct host_config, f)
@@ -60,8 +64,9 @@ static const struct keydef keys[K_COUNT] = {
 	[K_G_LISTEN] = { "listen", S_GLOBAL, T_ADDRS, G(listen), 0, 0, "0.0.0.0:443 [::]:443" },
 	[K_G_HOSTS] = { "hosts", S_GLOBAL, T_GLOB, G(hosts), 0, 0, SYSCONFDIR "/tlsfront/hosts.d/*.ini" },
 	[K_G_WORKERS] = { "workers", S_GLOBAL, T_WORKERS, G(workers), 0, 0, "auto" },
-	[K_G_LOG] = { "log", S_GLOBAL, T_LOG, G(log_dest), 0, 0, "stderr" },
-	[K_G_LOG_LEVEL] = { "log_level", S_GLOBAL, T_LOG_LEVEL, G(log_level), 0, 0, "info" },
+	[K_G_LOG] = { "log", S_GLOBAL, T_ENUM, G(log_dest), 0, 0, "stderr", log_dests },
+	[K_G_LOG_LEVEL] = { "log_level", S_GLOBAL, T_ENUM, G(log_level), 0, 0, "info",
+	    log_levels },
 	[K_G_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", S_GLOBAL, T_DURATION,
 	    G(shutdown_timeout_ms), 0, MS_DAY, "30s" },
 
@@ -88,8 +93,8 @@ static const struct keydef keys[K_COUNT] = {
 	    H(connect_timeout_ms), 100, 3600 * MS_S, "5s" },
 	[K_IDLE_TIMEOUT] = { "idle_timeout", HOST_SCOPE, T_DURATION,
 	    H(idle_timeout_ms), 1000, 7 * MS_DAY, "5m" },
-	[K_CLIENT_VERIFY] = { "client_verify", HOST_SCOPE, T_CLIENT_VERIFY, H(client_verify),
-	    0, 0, "none" },
+	[K_CLIENT_VERIFY] = { "client_verify", HOST_SCOPE, T_ENUM, H(client_verify),
+	    0, 0, "none", verify_modes },
 	[K_CLIENT_CA] = { "client_ca", HOST_SCOPE, T_PATH, H(client_ca), 0, 0, NULL },
 	[K_CLIENT_CRL] = { "client_crl", HOST_SCOPE, T_PATH, H(client_crl), 0, 0, NULL },
 	[K_CLIENT_VERIFY_DEPTH] = { "client_verify_depth", HOST_SCOPE, T_INT,
@@ -815,31 +820,26 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 		*(int *)field = (int)n;
 		return 0;
 	}
-	case T_LOG:
-		if (strcmp(val, "stderr") == 0)
-			*(int *)field = LOG_DEST_STDERR;
-		else if (strcmp(val, "syslog") == 0)
-			*(int *)field = LOG_DEST_SYSLOG;
-		else {
-			snprintf(err, errlen, "expected stderr or syslog, not '%s'", val);
-			return -1;
-		}
-		return 0;
-	case T_CLIENT_VERIFY: {
-		static const char *const names[] = { "none", "optional", "required" };
-		for (int i = 0; i < 3; i++)
-			if (strcmp(val, names[i]) == 0) {
-				*(int *)field = i;
+	case T_ENUM: {
+		size_t n = 0, off = 0;
+		for (; k->names[n] != NULL; n++)
+			if (strcmp(val, k->names[n]) == 0) {
+				*(int *)field = (int)n;
 				return 0;
 			}
-		snprintf(err, errlen, "expected none, optional or required, not '%s'", val);
+		off = (size_t)snprintf(err, errlen, "expected");
+		for (size_t i = 0; i < n && off < errlen; i++)
+			off += (size_t)snprintf(err + off, errlen - off, "%s %s",
+			    i == 0 ? "" : i + 1 == n ? " or" : ",", k->names[i]);
+		if (off < errlen)
+			snprintf(err + off, errlen - off, ", not '%s'", val);
 		return -1;
 	}
 	case T_INT: {
 		char *end;
 		long n;
 		errno = 0;
-		n = strtol(val, &end, 10);
+		n = strtol(val, &end, val[0] == '0' && (val[1] == 'x' || val[1] == 'X') ? 16 : 10);
 		if (errno || *end || end == val || n < (long)k->min || n > (long)k->max) {
 			snprintf(err, errlen, "expected a number %llu..%llu, not '%s'", k->min,
 			    k->max, val);
@@ -847,16 +847,6 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 		}
 		*(int *)field = (int)n;
 		return 0;
-	}
-	case T_LOG_LEVEL: {
-		static const char *const lv[] = { "error", "warn", "info", "debug" };
-		for (int i = 0; i < 4; i++)
-			if (strcmp(val, lv[i]) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-		snprintf(err, errlen, "expected error, warn, info or debug, not '%s'", val);
-		return -1;
 	}
 	}
 	return -1;
