@@ -177,3 +177,75 @@ addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
 	}
 	return buf;
 }
+
+int
+cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen)
+{
+	char ip[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t iplen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long prefix;
+	unsigned max;
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if (iplen == 0 || iplen >= sizeof(ip)) {
+		snprintf(err, errlen, "bad network '%s'", s);
+		return -1;
+	}
+	memcpy(ip, s, iplen);
+	ip[iplen] = '\0';
+	if (inet_pton(AF_INET, ip, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, ip, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		snprintf(err, errlen, "bad network '%s' (expected an IP address, optionally "
+		    "with /prefix)", s);
+		return -1;
+	}
+	prefix = max;
+	if (slash != NULL) {
+		if (slash[1] < '0' || slash[1] > '9' ||
+		    (prefix = strtoul(slash + 1, &end, 10), *end != '\0') || prefix > max) {
+			snprintf(err, errlen, "bad prefix length in '%s' (0..%u)", s, max);
+			return -1;
+		}
+	}
+	out->prefix = (unsigned)prefix;
+	for (unsigned bit = out->prefix; bit < max; bit++)
+		if (out->addr[bit / 8] & (0x80 >> (bit % 8))) {
+			snprintf(err, errlen, "'%s' has host bits set below /%u", s, out->prefix);
+			return -1;
+		}
+	return 0;
+}
+
+int
+cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (sa->sa_family == AF_INET && c->family == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (c->family == AF_INET) {
+			if (memcmp(a, mapped, sizeof(mapped)) != 0)
+				return 0;
+			a += 12;
+		}
+	} else {
+		return 0;
+	}
+	for (unsigned bit = 0; bit < c->prefix; bit += 8) {
+		unsigned n = c->prefix - bit >= 8 ? 8 : c->prefix - bit;
+		unsigned char mask = (unsigned char)(0xff << (8 - n));
+		if ((a[bit / 8] & mask) != c->addr[bit / 8])
+			return 0;
+	}
+	return 1;
+}

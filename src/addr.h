@@ -31,4 +31,19 @@ int addr_equal(const struct addr *a, const struct addr *b);
 /* Format a peer address ("1.2.3.4:5", "[::1]:5", "unix") into buf. Returns buf. */
 const char *addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n);
 
+/* A network in CIDR notation ("10.0.0.0/8", "::1", "192.0.2.7"). */
+struct cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];		/* network byte order, host bits zero */
+	unsigned prefix;		/* 0..32 or 0..128 */
+};
+
+/* Parse s (an IP address, optionally "/prefix"). Returns 0, or -1 with a
+ * message in err. Host bits set below the prefix are an error. */
+int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen);
+
+/* Is sa inside c? An IPv4-mapped IPv6 peer (::ffff:a.b.c.d) matches IPv4
+ * networks. */
+int cidr_match(const struct cidr *c, const struct sockaddr *sa);
+
 #endif

@@ -533,6 +533,75 @@ test_format_roundtrip_parse(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* CIDR networks (accept_proxy)                                         */
+
+static struct sockaddr_storage
+sa_of(const char *ip)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+		ss.ss_family = AF_INET6;
+	}
+	return ss;
+}
+
+static int
+in_net(const char *net, const char *ip)
+{
+	struct cidr c;
+	char err[128];
+	struct sockaddr_storage ss = sa_of(ip);
+
+	assert_int_equal(cidr_parse(net, &c, err, sizeof(err)), 0);
+	return cidr_match(&c, (struct sockaddr *)&ss);
+}
+
+static void
+test_cidr_match(void **state)
+{
+	(void)state;
+	assert_true(in_net("10.0.0.0/8", "10.255.1.2"));
+	assert_false(in_net("10.0.0.0/8", "11.0.0.1"));
+	assert_true(in_net("192.0.2.7", "192.0.2.7"));
+	assert_false(in_net("192.0.2.7", "192.0.2.8"));
+	assert_true(in_net("192.0.2.0/25", "192.0.2.127"));
+	assert_false(in_net("192.0.2.0/25", "192.0.2.128"));
+	assert_true(in_net("0.0.0.0/0", "203.0.113.9"));
+	assert_true(in_net("::1", "::1"));
+	assert_false(in_net("::1", "::2"));
+	assert_true(in_net("2001:db8::/32", "2001:db8:ffff::1"));
+	assert_false(in_net("2001:db8::/32", "2001:db9::1"));
+	/* a v4-mapped v6 peer matches a v4 network, not a v6 one */
+	assert_true(in_net("127.0.0.0/8", "::ffff:127.0.0.1"));
+	assert_false(in_net("::/0", "127.0.0.1"));
+	assert_false(in_net("127.0.0.0/8", "::1"));
+}
+
+static void
+test_cidr_errors(void **state)
+{
+	struct cidr c;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(cidr_parse("10.0.0.0/33", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("10.0.0.1/8", &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "host bits"));
+	assert_int_equal(cidr_parse("10.0.0.0/", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("10.0.0.0/x", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("host.example/8", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("::1/129", &c, err, sizeof(err)), -1);
+	assert_int_equal(cidr_parse("::/0", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.prefix, 0);
+	assert_int_equal(c.family, AF_INET6);
+}
+
 int
 main(void)
 {
@@ -574,6 +643,8 @@ main(void)
 		cmocka_unit_test(test_format_null_and_unknown),
 		cmocka_unit_test(test_format_truncates),
 		cmocka_unit_test(test_format_roundtrip_parse),
+		cmocka_unit_test(test_cidr_match),
+		cmocka_unit_test(test_cidr_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
