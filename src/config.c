@@ -36,7 +36,7 @@
 
 enum vtype {
 	T_ADDRS, T_PATH, T_GLOB, T_ADDR, T_NAMES, T_ALPN, T_BOOL, T_PROTOCOLS,
-	T_STRING, T_DURATION, T_WORKERS, T_ENUM, T_INT, T_ALLOW
+	T_STRING, T_DURATION, T_WORKERS, T_ENUM, T_INT, T_ALLOW, T_CIDRS
 };
 enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4 };
 
@@ -53,6 +53,8 @@ struct keydef {
 static const char *const log_dests[] = { "stderr", "syslog", NULL };	/* enum log_dest */
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const verify_modes[] = { "none", "optional", "required", NULL };
+static const char *const proxy_sends[] = { "off", "v1", "v2", NULL };	/* enum proxy_send */
+static const char *const proxy_certs[] = { "off", "der", "pem", NULL };	/* enum proxy_cert */
 
 #define G(f) offsetof(struct global_config, f)
 #define H(f) offsetof(struct host_config, f)
@@ -69,6 +71,7 @@ static const struct keydef keys[K_COUNT] = {
 	    log_levels },
 	[K_G_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", S_GLOBAL, T_DURATION,
 	    G(shutdown_timeout_ms), 0, MS_DAY, "30s" },
+	[K_G_ACCEPT_PROXY] = { "accept_proxy", S_GLOBAL, T_CIDRS, G(accept_proxy), 0, 0, NULL },
 
 	[K_CERT] = { "cert", HOST_SCOPE, T_PATH, H(cert), 0, 0, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, T_PATH, H(key), 0, 0, NULL },
@@ -100,6 +103,12 @@ static const struct keydef keys[K_COUNT] = {
 	[K_CLIENT_VERIFY_DEPTH] = { "client_verify_depth", HOST_SCOPE, T_INT,
 	    H(client_verify_depth), 1, 16, "3" },
 	[K_CLIENT_ALLOW] = { "client_allow", HOST_SCOPE, T_ALLOW, H(client_allow), 0, 0, NULL },
+	[K_PROXY_PROTOCOL] = { "proxy_protocol", HOST_SCOPE, T_ENUM, H(proxy_protocol), 0, 0,
+	    "off", proxy_sends },
+	[K_PROXY_CLIENT_CERT] = { "proxy_client_cert", HOST_SCOPE, T_ENUM, H(proxy_client_cert),
+	    0, 0, "off", proxy_certs },
+	[K_PROXY_CLIENT_CERT_TLV] = { "proxy_client_cert_tlv", HOST_SCOPE, T_INT,
+	    H(proxy_client_cert_tlv), 0xE0, 0xEF, "0xE0" },
 };
 
 /* ------------------------------------------------------------------ */
@@ -564,12 +573,33 @@ tok_addr(const char *tok, void *arg)
 	al->v = v;
 	if (addr_parse(tok, &v[al->n], t->err, t->errlen) != 0)
 		return -1;
+	/* address lists are listeners */
+	if (v[al->n].ss.ss_family == AF_UNIX) {
+		snprintf(t->err, t->errlen, "%s: tlsfront listens on TCP addresses only", tok);
+		return -1;
+	}
 	for (size_t i = 0; i < al->n; i++)
 		if (addr_equal(&v[i], &v[al->n])) {
 			snprintf(t->err, t->errlen, "'%s' is listed twice", tok);
 			return -1;
 		}
 	al->n++;
+	return 0;
+}
+
+static int
+tok_cidr(const char *tok, void *arg)
+{
+	struct tok_ctx *t = arg;
+	struct cidr_list *cl = t->list;
+	struct cidr *v = realloc(cl->v, (cl->n + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	cl->v = v;
+	if (cidr_parse(tok, &v[cl->n], t->err, t->errlen) != 0)
+		return -1;
+	cl->n++;
 	return 0;
 }
 
@@ -701,6 +731,10 @@ free_value(const struct keydef *k, void *field)
 		free(((struct addr_list *)field)->v);
 		memset(field, 0, sizeof(struct addr_list));
 		break;
+	case T_CIDRS:
+		free(((struct cidr_list *)field)->v);
+		memset(field, 0, sizeof(struct cidr_list));
+		break;
 	case T_NAMES:
 	case T_ALPN:
 	case T_ALLOW: {
@@ -735,8 +769,10 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 	case T_NAMES:
 	case T_ALPN:
 	case T_ALLOW:
+	case T_CIDRS:
 	case T_PROTOCOLS: {
 		int (*cb)(const char *, void *) = k->type == T_ADDRS ? tok_addr :
+		    k->type == T_CIDRS ? tok_cidr :
 		    k->type == T_NAMES ? tok_name : k->type == T_ALPN ? tok_alpn :
 		    k->type == T_ALLOW ? tok_allow : tok_proto;
 		if (k->type == T_PROTOCOLS)
@@ -918,7 +954,11 @@ build_host(struct loader *l, const struct raw_section *r, struct host_config *h,
 	    !defaults_bad[K_CLIENT_CA])
 		diag_error_at(l->d, h->loc[K_CLIENT_VERIFY], "client_verify: host '%s' verifies "
 		    "client certificates but has no 'client_ca'", h->label);
-	if (h->client_verify == CLIENT_VERIFY_NONE) {
+	if (h->proxy_client_cert != PROXY_CERT_OFF && h->proxy_protocol != PROXY_SEND_V2)
+		diag_error_at(l->d, h->loc[K_PROXY_CLIENT_CERT], "proxy_client_cert: host '%s' "
+		    "sends the client certificate only in PROXY v2 headers; set proxy_protocol "
+		    "= v2", h->label);
+	if (h->client_verify == CLIENT_VERIFY_NONE && h->loc[K_CLIENT_VERIFY].file != NULL) {
 		static const int needs_verify[] = { K_CLIENT_ALLOW, K_CLIENT_CRL };
 		for (size_t i = 0; i < 2; i++)
 			if (r->val[needs_verify[i]] != NULL)

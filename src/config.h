@@ -22,19 +22,24 @@
 enum cfg_key {
 	/* [global] */
 	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
+	K_G_ACCEPT_PROXY,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
 	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
 	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
+	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV,
 	K_COUNT
 };
 
 struct addr_list { struct addr *v; size_t n; };
+struct cidr_list { struct cidr *v; size_t n; };
 struct str_list { char **v; size_t n; };
 struct proto_range { int min, max; };	/* OpenSSL TLS1_x_VERSION values */
 
 enum client_verify { CLIENT_VERIFY_NONE = 0, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRED };
+enum proxy_send { PROXY_SEND_OFF = 0, PROXY_SEND_V1, PROXY_SEND_V2 };
+enum proxy_cert { PROXY_CERT_OFF = 0, PROXY_CERT_DER, PROXY_CERT_PEM };
 
 /* A `backend.PROTO = ADDR` line: the backend for one negotiated ALPN protocol. */
 struct alpn_backend {
@@ -63,6 +68,9 @@ struct host_config {
 	char *client_crl;		/* PEM file of CRLs, or NULL */
 	int client_verify_depth;
 	struct str_list client_allow;	/* "KIND:value" entries (clientauth.h) */
+	int proxy_protocol;		/* enum proxy_send: header we send to the backend */
+	int proxy_client_cert;		/* enum proxy_cert: v2 TLV with the client cert */
+	int proxy_client_cert_tlv;	/* its TLV type, 0xE0..0xEF */
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
 	int bad;			/* config_load_all(): this host has errors */
 };
@@ -76,6 +84,7 @@ struct global_config {
 	int log_dest;			/* enum log_dest */
 	int log_level;			/* enum log_level */
 	unsigned shutdown_timeout_ms;
+	struct cidr_list accept_proxy;	/* peers that must start with a PROXY header */
 	struct loc loc[K_COUNT];
 };
 

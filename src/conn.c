@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "conn.h"
 #include "log.h"
+#include "proxy.h"
 #include "worker.h"
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
@@ -123,8 +124,16 @@ conn_close(struct conn *c, const char *reason)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	c->timer = NULL;
+	if (c->ev_proxy != NULL)
+		event_free(c->ev_proxy);
+	c->ev_proxy = NULL;
+	free(c->proxy_buf);
+	c->proxy_buf = NULL;
 	if (c->client != NULL)
 		bufferevent_free(c->client);	/* frees the SSL and closes the fd */
+	else if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 	if (c->backend != NULL)
 		bufferevent_free(c->backend);
 	c->client = c->backend = NULL;
@@ -222,6 +231,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	switch (c->state) {
+	case CONN_PROXY:
+		conn_close(c, "PROXY header timeout");
+		return;
 	case CONN_HANDSHAKE: {
 		/* armed with the listener's shortest handshake_timeout; once SNI
 		 * has named the host, the host's own applies */
@@ -265,6 +277,48 @@ conn_arm_timer(struct conn *c, unsigned ms)
 
 /* ---- backend ------------------------------------------------------------ */
 
+/* The PROXY header the host wants in front of the plaintext, if any. */
+static int
+send_proxy_header(struct conn *c)
+{
+	const struct host_config *hc = c->tls.host->cfg;
+	const struct sockaddr *src = (const struct sockaddr *)&c->peer;
+	const struct sockaddr *dst = (const struct sockaddr *)&c->local;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->client);
+	struct tls_proxy_store st;
+	struct proxy_tlvs t;
+	uint8_t *buf;
+	size_t cap;
+	ssize_t n;
+
+	if (hc->proxy_protocol == PROXY_SEND_V1) {
+		char line[PROXY_V1_MAX + 1];
+		size_t len = proxy_encode_v1(src, dst, line);
+		return bufferevent_write(c->backend, line, len);
+	}
+	if (hc->proxy_protocol != PROXY_SEND_V2)
+		return 0;
+	tls_proxy_tlvs(ssl, c->tls.sni, hc->proxy_client_cert, hc->proxy_client_cert_tlv, &t, &st);
+	cap = 1024 + st.cert_len;
+	if ((buf = malloc(cap)) == NULL) {
+		tls_proxy_store_free(&st);
+		return -1;
+	}
+	n = proxy_encode_v2(src, dst, &t, buf, cap);
+	if (n < 0 && t.cert != NULL) {
+		/* a certificate too large for the 16-bit length: send the rest */
+		log_warn("client certificate too large for a PROXY v2 TLV; left out");
+		t.cert = NULL;
+		t.cert_len = 0;
+		n = proxy_encode_v2(src, dst, &t, buf, cap);
+	}
+	if (n > 0)
+		n = bufferevent_write(c->backend, buf, (size_t)n) == 0 ? 0 : -1;
+	free(buf);
+	tls_proxy_store_free(&st);
+	return n < 0 ? -1 : 0;
+}
+
 static void
 on_backend_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -272,6 +326,11 @@ on_backend_event(struct bufferevent *bev, short what, void *arg)
 	char buf[300];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		if (send_proxy_header(c) != 0) {
+			send_close_notify(c);
+			conn_close(c, "cannot build the PROXY header");
+			return;
+		}
 		c->state = CONN_RELAYING;
 		relay_start(&c->relay, c->client, c->backend, &relay_ops, c);
 		if (c->state == CONN_RELAYING)
@@ -333,12 +392,109 @@ on_handshake_event(struct bufferevent *bev, short what, void *arg)
 	conn_close(c, buf);
 }
 
+/* Hand the client socket to OpenSSL: the TLS handshake starts. */
+static void
+start_tls(struct conn *c)
+{
+	SSL *ssl;
+
+	c->state = CONN_HANDSHAKE;
+	if ((ssl = SSL_new(c->w->gen->base_ctx)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	tls_attach(ssl, &c->tls);
+	c->client = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (c->client == NULL) {	/* libevent freed the SSL; the fd is still ours */
+		ERR_clear_error();
+		conn_close(c, "out of memory");
+		return;
+	}
+	c->fd = -1;	/* the bufferevent owns it now */
+	/* No allow_dirty_shutdown: SSL_OP_IGNORE_UNEXPECTED_EOF (tls.c) already
+	 * makes a FIN without close_notify an EOF, and a reset must stay an
+	 * error, or a vanished client would hold its backend until idle_timeout. */
+	bufferevent_setcb(c->client, NULL, NULL, on_handshake_event, c);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+}
+
+/*
+ * CONN_PROXY: the socket is readable. Peek at what has arrived and consume
+ * exactly the header, never a byte of the TLS that follows it: bytes that
+ * cannot complete the header yet are all header bytes, so they are consumed
+ * too (and kept in proxy_buf), which keeps the level-triggered event from
+ * firing again for them.
+ */
+static void
+on_proxy_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct proxy_info info;
+	ssize_t got, r;
+	char why[80];
+
+	(void)what;
+	if (c->proxy_buf == NULL && (c->proxy_buf = malloc(PROXY_MAX_HEADER)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	got = recv(fd, c->proxy_buf + c->proxy_len, PROXY_MAX_HEADER - c->proxy_len, MSG_PEEK);
+	if (got <= 0) {
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		snprintf(why, sizeof(why), "PROXY header: %s",
+		    got == 0 ? "client closed" : strerror(errno));
+		conn_close(c, why);
+		return;
+	}
+	r = proxy_decode(c->proxy_buf, c->proxy_len + (size_t)got, &info);
+	if (r < 0) {
+		conn_close(c, "PROXY header: invalid");
+		return;
+	}
+	/* consume the header bytes among those peeked */
+	size_t take = r > 0 ? (size_t)r - c->proxy_len : (size_t)got;
+	if (recv(fd, c->proxy_buf + c->proxy_len, take, 0) != (ssize_t)take) {
+		conn_close(c, "PROXY header: read failed");
+		return;
+	}
+	c->proxy_len += take;
+	if (r == 0) {
+		if (c->proxy_len >= PROXY_MAX_HEADER)
+			conn_close(c, "PROXY header: too long");
+		return;	/* more to come */
+	}
+	if (!info.local && info.src_len > 0 && info.src_len <= sizeof(c->peer)) {
+		memcpy(&c->peer, &info.src, info.src_len);
+		c->peer_len = info.src_len;
+		memcpy(&c->local, &info.dst, info.dst_len);
+		c->local_len = info.dst_len;
+	}
+	event_free(c->ev_proxy);
+	c->ev_proxy = NULL;
+	free(c->proxy_buf);
+	c->proxy_buf = NULL;
+	start_tls(c);
+}
+
+/* Must this peer start with a PROXY header? */
+static int
+must_send_proxy(const struct worker *w, const struct sockaddr *sa)
+{
+	const struct cidr_list *cl = &w->gen->cfg->g.accept_proxy;
+
+	for (size_t i = 0; i < cl->n; i++)
+		if (cidr_match(&cl->v[i], sa))
+			return 1;
+	return 0;
+}
+
 void
 conn_accept(struct worker *w, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c = NULL;
-	SSL *ssl = NULL;
 	int one = 1;
 	char peer[ADDR_TEXT_MAX];
 
@@ -346,44 +502,40 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto err;
 	c->w = w;
-	c->state = CONN_HANDSHAKE;
+	c->fd = fd;
 	c->tls.listener = l;
 	if (salen > sizeof(c->peer))
 		salen = sizeof(c->peer);
 	memcpy(&c->peer, sa, salen);
 	c->peer_len = salen;
+	c->local_len = sizeof(c->local);
+	if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) != 0)
+		c->local_len = 0;
 	event_base_gettimeofday_cached(w->base, &c->start);
 	if ((c->timer = evtimer_new(w->base, conn_timer_cb, c)) == NULL)
 		goto err;
-	if ((ssl = SSL_new(w->gen->base_ctx)) == NULL)
-		goto err;
-	tls_attach(ssl, &c->tls);
-	c->client = bufferevent_openssl_socket_new(w->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->client == NULL) {
-		ssl = NULL;	/* libevent freed it */
-		goto err;
-	}
-	/* No allow_dirty_shutdown: SSL_OP_IGNORE_UNEXPECTED_EOF (tls.c) already
-	 * makes a FIN without close_notify an EOF, and a reset must stay an
-	 * error, or a vanished client would hold its backend until idle_timeout. */
-	bufferevent_setcb(c->client, NULL, NULL, on_handshake_event, c);
-	bufferevent_enable(c->client, EV_READ | EV_WRITE);
-	conn_arm_timer(c, l->handshake_timeout_ms);
 
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
 	w->n_conns++;
+	/* the handshake deadline covers a PROXY header too */
+	conn_arm_timer(c, l->handshake_timeout_ms);
+	if (must_send_proxy(w, sa)) {
+		c->state = CONN_PROXY;
+		c->ev_proxy = event_new(w->base, fd, EV_READ | EV_PERSIST, on_proxy_readable, c);
+		if (c->ev_proxy == NULL || event_add(c->ev_proxy, NULL) != 0)
+			conn_close(c, "out of memory");
+		return;
+	}
+	start_tls(c);
 	return;
 err:
 	log_warn("cannot take connection from %s: %s",
 	    addr_format(sa, salen, peer, sizeof(peer)), strerror(errno ? errno : ENOMEM));
-	SSL_free(ssl);
 	if (c != NULL && c->timer != NULL)
 		event_free(c->timer);
 	free(c);
 	close(fd);
-	ERR_clear_error();
 }

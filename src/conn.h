@@ -1,6 +1,7 @@
 /*
  * conn.h: one client connection, from accept to the access-log line.
  *
+ *   PROXY       from an accept_proxy source: reading its PROXY v1/v2 header
  *   HANDSHAKE   TLS handshake with the client (SNI picks the host)
  *   CONNECTING  handshake done; dialing the backend the host (and ALPN) names
  *   RELAYING    bytes move both ways (relay.c)
@@ -20,7 +21,7 @@
 
 struct worker;
 
-enum conn_state { CONN_HANDSHAKE, CONN_CONNECTING, CONN_RELAYING, CONN_CLOSED };
+enum conn_state { CONN_PROXY, CONN_HANDSHAKE, CONN_CONNECTING, CONN_RELAYING, CONN_CLOSED };
 
 struct conn {
 	struct worker *w;
@@ -32,8 +33,14 @@ struct conn {
 	struct tls_info tls;
 	struct relay relay;
 	const struct addr *backend_addr;
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;	/* the client (from the PROXY header if any) */
 	socklen_t peer_len;
+	struct sockaddr_storage local;	/* where the client connected to */
+	socklen_t local_len;
+	int fd;				/* the client socket until c->client owns it */
+	struct event *ev_proxy;		/* CONN_PROXY: waiting for header bytes */
+	unsigned char *proxy_buf;	/* CONN_PROXY: header bytes so far */
+	size_t proxy_len;
 	struct timeval start;
 	int close_notify_sent;
 };

@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "gen.h"
 #include "log.h"
 #include "tls.h"
@@ -36,14 +38,8 @@ place_host(struct generation *g, struct host *h, struct diag *d)
 	int ok = 1;
 
 	for (size_t i = 0; i < c->listen.n; i++) {
-		struct listener *l;
-		if (c->listen.v[i].ss.ss_family == AF_UNIX) {
-			diag_error_at(d, c->loc[K_LISTEN], "listen: %s: tlsfront listens on TCP "
-			    "addresses only", c->listen.v[i].text);
-			ok = 0;
-			continue;
-		}
-		if ((l = listener_for(g, &c->listen.v[i])) == NULL)
+		struct listener *l = listener_for(g, &c->listen.v[i]);
+		if (l == NULL)
 			return -1;
 		for (size_t j = 0; j < h->n_names; j++) {
 			void *other = NULL;
@@ -104,8 +100,12 @@ gen_build(struct config *cfg, struct diag *d)
 	/* most hosts share the default groups: the base context offers them, so
 	 * only hosts with other groups cost a groups call per connection */
 	const char *base_groups = g->n_hosts ? g->hosts[0].groups : NULL;
-	if ((g->base_ctx = tls_base_ctx_new(base_groups, d, top)) == NULL)
+	if ((g->base_ctx = tls_base_ctx_new(d, top)) == NULL)
 		goto err;
+	if (base_groups == NULL || SSL_CTX_set1_groups_list(g->base_ctx, base_groups) != 1) {
+		ERR_clear_error();
+		base_groups = NULL;	/* then every host sets its own */
+	}
 	for (size_t i = 0; i < g->n_hosts; i++)
 		g->hosts[i].groups_as_base = base_groups && g->hosts[i].groups &&
 		    strcmp(g->hosts[i].groups, base_groups) == 0;

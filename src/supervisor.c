@@ -118,11 +118,18 @@ supervisor_run(struct generation *g)
 	}
 	for (size_t i = 0; i < nl * (size_t)nslots; i++)
 		fds[i] = -1;
+	/* every probe before any socket of ours exists: overlapping listeners
+	 * (0.0.0.0:P and 127.0.0.1:P) would otherwise collide with each other */
 	for (size_t i = 0; i < nl; i++)
-		for (int s = -1; s < nslots; s++) {
-			int fd = open_listener(&g->listeners[i].addr, s < 0);
-			if (s < 0 && fd == 0)
-				continue;	/* the address is free */
+		if (open_listener(&g->listeners[i].addr, 1) != 0) {
+			log_error("cannot listen on %s: %s", g->listeners[i].addr.text,
+			    strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	for (size_t i = 0; i < nl; i++)
+		for (int s = 0; s < nslots; s++) {
+			int fd = open_listener(&g->listeners[i].addr, 0);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", g->listeners[i].addr.text,
 				    strerror(errno));

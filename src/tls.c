@@ -12,7 +12,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "clientauth.h"
 #include "log.h"
+#include "proxy.h"
 #include "tls.h"
 
 #define EXPIRY_WARN_DAYS 14
@@ -185,7 +187,7 @@ ctx_new_common(void)
 }
 
 SSL_CTX *
-tls_base_ctx_new(const char *groups, struct diag *d, struct loc at)
+tls_base_ctx_new(struct diag *d, struct loc at)
 {
 	SSL_CTX *ctx = ctx_new_common();
 	char err[256];
@@ -196,8 +198,6 @@ tls_base_ctx_new(const char *groups, struct diag *d, struct loc at)
 		return NULL;
 	}
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
-	if (groups != NULL && SSL_CTX_set1_groups_list(ctx, groups) != 1)
-		ERR_clear_error();	/* every host then sets its own */
 	return ctx;
 }
 
@@ -443,8 +443,12 @@ setup_client_verify(struct host *h, SSL_CTX *ctx, struct diag *d)
 			diag_error_at(d, c->loc[K_CLIENT_ALLOW], "client_allow: %s", err);
 			ok = 0;
 		}
+	/* both, so that one run reports both */
+	if (c->client_crl != NULL &&
+	    check_readable("client_crl", c->client_crl, c->loc[K_CLIENT_CRL], d) != 0)
+		ok = 0;
 	if (c->client_ca == NULL ||
-	    check_readable("client_ca", c->client_ca, c->loc[K_CLIENT_CA], d) != 0)
+	    check_readable("client_ca", c->client_ca, c->loc[K_CLIENT_CA], d) != 0 || !ok)
 		return -1;
 	if (SSL_CTX_load_verify_locations(ctx, c->client_ca, NULL) != 1) {
 		diag_error_at(d, c->loc[K_CLIENT_CA], "client_ca: cannot load %s: %s",
@@ -466,8 +470,6 @@ setup_client_verify(struct host *h, SSL_CTX *ctx, struct diag *d)
 	    verify_cb);
 	SSL_CTX_set_verify_depth(ctx, c->client_verify_depth);
 	if (c->client_crl != NULL) {
-		if (check_readable("client_crl", c->client_crl, c->loc[K_CLIENT_CRL], d) != 0)
-			return -1;
 		store = SSL_CTX_get_cert_store(ctx);
 		lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
 		n = lookup ? X509_load_crl_file(lookup, c->client_crl, X509_FILETYPE_PEM) : 0;
@@ -587,4 +589,84 @@ tls_host_setup(struct host *h, struct diag *d)
 		}
 	}
 	return ok ? 0 : -1;
+}
+
+/* ---- PROXY v2 TLVs --------------------------------------------------------- */
+
+void
+tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
+    struct proxy_tlvs *t, struct tls_proxy_store *st)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	X509 *own = SSL_get_certificate(ssl);
+	EVP_PKEY *pk = own ? X509_get0_pubkey(own) : NULL;
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	char san[8];
+
+	memset(t, 0, sizeof(*t));
+	memset(st, 0, sizeof(*st));
+	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	if (alpn_len > 0) {
+		t->alpn = alpn;
+		t->alpn_len = alpn_len;
+	}
+	if (sni != NULL && sni[0] != '\0')
+		t->authority = sni;
+	t->ssl.present = 1;
+	t->ssl.client = PP2_CLIENT_SSL;
+	if (peer != NULL) {
+		t->ssl.client |= PP2_CLIENT_CERT_SESS;
+		if (!SSL_session_reused(ssl))
+			t->ssl.client |= PP2_CLIENT_CERT_CONN;
+		cert_identity(peer, st->cn, sizeof(st->cn), san, sizeof(san));
+		if (st->cn[0] != '\0')
+			t->ssl.cn = st->cn;
+	}
+	/* 0 only for a client certificate that was presented and verified */
+	t->ssl.verify = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK ? 0 : 1;
+	t->ssl.version = SSL_get_version(ssl);
+	t->ssl.cipher = SSL_get_cipher_name(ssl);
+	if (own != NULL) {
+		snprintf(st->sig_alg, sizeof(st->sig_alg), "%s",
+		    OBJ_nid2sn(X509_get_signature_nid(own)));
+		t->ssl.sig_alg = st->sig_alg;
+	}
+	if (pk != NULL) {
+		const char *type = EVP_PKEY_get0_type_name(pk);
+		snprintf(st->key_alg, sizeof(st->key_alg), "%s%d",
+		    EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA ? "RSA" :
+		    EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC ? "EC" : (type ? type : "?"),
+		    EVP_PKEY_get_bits(pk));
+		t->ssl.key_alg = st->key_alg;
+	}
+	if (peer != NULL && cert_fmt == PROXY_CERT_DER) {
+		int n = i2d_X509(peer, &st->cert);	/* allocates */
+		st->cert_len = n > 0 ? (size_t)n : 0;
+	} else if (peer != NULL && cert_fmt == PROXY_CERT_PEM) {
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+		if (b != NULL && PEM_write_bio_X509(b, peer) == 1 &&
+		    (n = BIO_get_mem_data(b, &data)) > 0 &&
+		    (st->cert = OPENSSL_malloc((size_t)n)) != NULL) {
+			memcpy(st->cert, data, (size_t)n);
+			st->cert_len = (size_t)n;
+		}
+		BIO_free(b);
+	}
+	if (st->cert_len > 0) {
+		t->cert = st->cert;
+		t->cert_len = st->cert_len;
+		t->cert_type = (uint8_t)cert_type;
+	}
+	ERR_clear_error();
+}
+
+void
+tls_proxy_store_free(struct tls_proxy_store *st)
+{
+	OPENSSL_free(st->cert);
+	st->cert = NULL;
+	st->cert_len = 0;
 }

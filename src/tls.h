@@ -34,12 +34,34 @@ int tls_init(void);
  * problem goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
 int tls_host_setup(struct host *h, struct diag *d);
 
-/* The base context of a generation, offering `groups` (an OpenSSL list, may
- * be NULL) until SNI picks a host. NULL on failure (reported to d). */
-SSL_CTX *tls_base_ctx_new(const char *groups, struct diag *d, struct loc at);
+/* The base context of a generation. NULL on failure (reported to d). */
+SSL_CTX *tls_base_ctx_new(struct diag *d, struct loc at);
 
 /* Link info to ssl for the ClientHello callback. */
 void tls_attach(SSL *ssl, struct tls_info *info);
+
+struct proxy_tlvs;
+
+/* Storage behind the pointers tls_proxy_tlvs() puts in a struct proxy_tlvs. */
+struct tls_proxy_store {
+	char cn[257];
+	char sig_alg[64];
+	char key_alg[64];
+	unsigned char *cert;		/* owned; freed by tls_proxy_store_free() */
+	size_t cert_len;
+};
+
+/*
+ * Describe the finished handshake of ssl for a PROXY v2 header: ALPN, SNI
+ * (sni, may be ""), the SSL TLV (client flags, verify result, version, client
+ * CN, cipher, our certificate's signature and key algorithms) and, when
+ * cert_fmt is PROXY_CERT_DER or _PEM and the client sent one, its
+ * certificate under TLV type cert_type. Pointers in *t refer to ssl, sni and
+ * *st, which must outlive the use of *t.
+ */
+void tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
+    struct proxy_tlvs *t, struct tls_proxy_store *st);
+void tls_proxy_store_free(struct tls_proxy_store *st);
 
 /* OpenSSL's error queue as one short string (and the queue emptied). */
 const char *tls_error_string(char *buf, size_t n);

@@ -290,15 +290,28 @@ test_global_listen_list(void **state)
 	const struct config *c;
 
 	c = LOAD_OK(x, "[global]\n"
-	    "listen = 127.0.0.1:1 [::1]:2,unix:/run/x.sock ,\t127.0.0.1:0003\n"
+	    "listen = 127.0.0.1:1 [::1]:2,127.0.0.2:4 ,\t127.0.0.1:0003\n"
 	    "hosts = hosts.d/*.ini\n" HOST4("a"));
 	assert_int_equal(c->g.listen.n, 4);
 	assert_string_equal(c->g.listen.v[0].text, "127.0.0.1:1");
 	assert_string_equal(c->g.listen.v[1].text, "[::1]:2");
-	assert_string_equal(c->g.listen.v[2].text, "unix:/run/x.sock");
+	assert_string_equal(c->g.listen.v[2].text, "127.0.0.2:4");
 	assert_string_equal(c->g.listen.v[3].text, "127.0.0.1:3");
 	assert_int_equal(c->hosts[0].listen.n, 4);
 	assert_string_equal(c->hosts[0].listen.v[1].text, "[::1]:2");
+}
+
+static void
+test_err_listen_unix(void **state)
+{
+	struct ctx *x = *state;
+
+	/* listeners are TCP only; reported once, at the [global] line */
+	LOAD_FAILS(x, "[global]\n"
+	    "listen = 127.0.0.1:1 unix:/run/x.sock\n"
+	    "hosts = hosts.d/*.ini\n" HOST4("a") HOST4("b"));
+	EXPECT_AT(x, "main.ini", 2, "listen: unix:/run/x.sock: tlsfront listens on TCP addresses only");
+	assert_int_equal(x->d.n_errors, 1);
 }
 
 static void
@@ -1627,6 +1640,7 @@ main(void)
 		T(test_minimal_and_builtin_defaults),
 		T(test_global_listen_default),
 		T(test_global_listen_list),
+		T(test_err_listen_unix),
 		T(test_workers_number),
 		T(test_workers_bounds_ok),
 		T(test_workers_auto),
