@@ -19,4 +19,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libssl-dev libevent-dev libinih-dev libcmocka-dev \
-	openssl ca-certificates curl python3 nginx-light procps >/dev/null
+	openssl ca-certificates curl python3 nginx-light haproxy procps >/dev/null
