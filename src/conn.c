@@ -129,6 +129,14 @@ conn_close(struct conn *c, const char *reason)
 	c->ev_proxy = NULL;
 	free(c->proxy_buf);
 	c->proxy_buf = NULL;
+	if (c->client != NULL && c->close_notify_sent) {
+		/* OpenSSL 3.0 may have cleared SSL_SENT_SHUTDOWN on the client's
+		 * EOF (SSL_OP_IGNORE_UNEXPECTED_EOF); without it SSL_free drops
+		 * the session from the cache and session-ID resumption fails. */
+		SSL *ssl = bufferevent_openssl_get_ssl(c->client);
+		if (ssl != NULL)
+			SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+	}
 	if (c->client != NULL)
 		bufferevent_free(c->client);	/* frees the SSL and closes the fd */
 	else if (c->fd >= 0)
@@ -371,6 +379,27 @@ dial_backend(struct conn *c)
 
 /* ---- handshake ---------------------------------------------------------- */
 
+/*
+ * OpenSSL has just written an alert. Closing a socket with unread input
+ * (in TLS 1.3, the client's Finished still in flight) makes the kernel send
+ * a reset, which can reach the client before it reads the alert; a client
+ * that writes at once (curl) then sees "connection reset" instead of the
+ * reason. So read what is pending and send our FIN first.
+ */
+static void
+let_alert_arrive(int fd)
+{
+	char sink[4096];
+	int saved = errno;
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	(void)shutdown(fd, SHUT_WR);
+	errno = saved;
+}
+
 static void
 on_handshake_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -389,6 +418,7 @@ on_handshake_event(struct bufferevent *bev, short what, void *arg)
 		describe(bev, what, "client", why, sizeof(why));
 		snprintf(buf, sizeof(buf), "handshake failed: %s", why);
 	}
+	let_alert_arrive(bufferevent_getfd(bev));
 	conn_close(c, buf);
 }
 
