@@ -6,7 +6,7 @@
 
 #include "diag.h"
 
-static void
+static void __attribute__((format(printf, 5, 0)))
 diag_vadd(struct diag *d, const char *file, int line, const char *kind,
     const char *fmt, va_list ap)
 {
