@@ -156,3 +156,19 @@ gen_backend_for(const struct host *h, const unsigned char *alpn, unsigned alpn_l
 	}
 	return &c->backend;
 }
+
+struct generation *
+gen_load(const char *path, struct diag *d)
+{
+	size_t before = d->n_errors;
+	struct config *cfg = config_load_all(path, d);	/* every error of every stage */
+	struct generation *g = NULL;
+
+	if (cfg != NULL && (g = gen_build(cfg, d)) == NULL)
+		config_free(cfg);
+	if (g != NULL && d->n_errors > before) {
+		gen_free(g);
+		g = NULL;
+	}
+	return g;
+}

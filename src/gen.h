@@ -56,6 +56,14 @@ struct generation {
  */
 struct generation *gen_build(struct config *cfg, struct diag *d);
 
+/*
+ * Read the configuration rooted at path and build its generation: what a
+ * start, a reload and `tlsfront -t` all do. Every error and warning goes to
+ * d. Returns the generation only if d gained no error, else NULL (nothing
+ * left allocated).
+ */
+struct generation *gen_load(const char *path, struct diag *d);
+
 /* Free a generation and its config. gen_free(NULL) is a no-op. */
 void gen_free(struct generation *g);
 

@@ -40,7 +40,6 @@ main(int argc, char **argv)
 	const char *path = DEFAULT_CONFIG;
 	int check = 0, ch;
 	struct diag d = { 0 };
-	struct config *cfg;
 	struct generation *g = NULL;
 	sigset_t set;
 
@@ -79,19 +78,14 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	cfg = config_load_all(path, &d);	/* every error of every stage in one run */
-	if (cfg != NULL) {
-		g = gen_build(cfg, &d);
-		if (g == NULL)
-			config_free(cfg);
-	}
-	if (g != NULL && d.n_errors == 0 && !check) {
+	g = gen_load(path, &d);
+	if (g != NULL && !check) {
 		/* warnings (e.g. an expiring certificate) go where the logs go */
 		log_setup((enum log_dest)g->cfg->g.log_dest, (enum log_level)g->cfg->g.log_level);
 		for (size_t i = 0; i < d.n; i++)
 			log_warn("%s", d.msgs[i]);
 		diag_free(&d);
-		return supervisor_run(g);
+		return supervisor_run(g, path);
 	}
 	for (size_t i = 0; i < d.n; i++)
 		fprintf(stderr, "%s\n", d.msgs[i]);

@@ -12,16 +12,48 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "supervisor.h"
 #include "worker.h"
 
 #define RESPAWN_DELAY_MS 1000
 #define KILL_GRACE_MS 5000
+#define MAX_DRAINING 1024
+
+/* The sockets of one listening address: one per worker slot. */
+struct lsock {
+	struct addr addr;
+	int *fds;
+	int n;
+};
+
+/* The sockets of a generation, in the order of its listeners. */
+struct sockset {
+	struct lsock *v;
+	size_t n;
+};
 
 struct slot {
-	pid_t pid;		/* 0: not running */
+	pid_t pid;			/* 0: not running */
 	long long started_ms;
 	long long respawn_at_ms;	/* 0: no respawn pending */
+};
+
+/* A worker of an older generation, draining. */
+struct drainer {
+	pid_t pid;
+	long long kill_at_ms;
+};
+
+struct sup {
+	const char *path;
+	struct generation *g;
+	struct sockset socks;
+	struct slot *slots;
+	int nslots;
+	struct drainer draining[MAX_DRAINING];
+	size_t n_draining;
+	unsigned reloads_ok, reloads_failed;
 };
 
 static long long
@@ -69,8 +101,76 @@ err:;
 	return -1;
 }
 
+static void
+sockset_close(struct sockset *ss)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		for (int s = 0; s < ss->v[i].n; s++)
+			if (ss->v[i].fds[s] >= 0)
+				close(ss->v[i].fds[s]);
+		free(ss->v[i].fds);
+	}
+	free(ss->v);
+	ss->v = NULL;
+	ss->n = 0;
+}
+
+static struct lsock *
+sockset_find(struct sockset *ss, const struct addr *a)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (ss->v[i].fds != NULL && addr_equal(&ss->v[i].addr, a))
+			return &ss->v[i];
+	return NULL;
+}
+
+/*
+ * The sockets generation g needs with nslots workers, taking over the ones
+ * of old (which keeps the rest) and opening the others. Addresses we do not
+ * hold yet are probed first, all of them before any socket is opened, so
+ * that overlapping listeners (0.0.0.0:P and 127.0.0.1:P) do not collide with
+ * each other. Returns 0, or -1 after logging (nothing of old taken then).
+ */
+static int
+sockset_build(struct sockset *out, struct sockset *old, const struct generation *g,
+    int nslots)
+{
+	out->n = g->n_listeners;
+	if ((out->v = calloc(out->n ? out->n : 1, sizeof(*out->v))) == NULL)
+		return -1;
+	for (size_t i = 0; i < out->n; i++) {
+		const struct addr *a = &g->listeners[i].addr;
+		if (sockset_find(old, a) == NULL && open_listener(a, 1) != 0) {
+			log_error("cannot listen on %s: %s", a->text, strerror(errno));
+			goto err;
+		}
+	}
+	for (size_t i = 0; i < out->n; i++) {
+		struct lsock *l = &out->v[i];
+		struct lsock *prev = sockset_find(old, &g->listeners[i].addr);
+
+		l->addr = g->listeners[i].addr;
+		if ((l->fds = malloc((size_t)nslots * sizeof(int))) == NULL)
+			goto err;
+		for (int s = 0; s < nslots; s++) {
+			l->fds[s] = prev && s < prev->n ? dup(prev->fds[s]) :
+			    open_listener(&l->addr, 0);
+			if (l->fds[s] < 0) {
+				log_error("cannot listen on %s: %s", l->addr.text, strerror(errno));
+				l->n = s;
+				goto err;
+			}
+			l->n = s + 1;
+		}
+	}
+	return 0;
+err:
+	sockset_close(out);
+	return -1;
+}
+
 static pid_t
-spawn(struct generation *g, int slot, int *fds, size_t nl, int nslots)
+spawn(struct sup *sp, int slot)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -79,6 +179,7 @@ spawn(struct generation *g, int slot, int *fds, size_t nl, int nslots)
 		return pid;
 	/* child */
 	char role[32];
+	size_t nl = sp->socks.n;
 	int *mine = calloc(nl ? nl : 1, sizeof(int));
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -87,71 +188,169 @@ spawn(struct generation *g, int slot, int *fds, size_t nl, int nslots)
 	snprintf(role, sizeof(role), "worker %d", slot);
 	log_set_role(role);
 	for (size_t i = 0; i < nl; i++)
-		for (int s = 0; s < nslots; s++) {
-			int fd = fds[i * (size_t)nslots + (size_t)s];
+		for (int s = 0; s < sp->socks.v[i].n; s++) {
+			int fd = sp->socks.v[i].fds[s];
 			if (s == slot && mine)
 				mine[i] = fd;
 			else
 				close(fd);	/* other workers' sockets */
 		}
-	int rc = mine ? worker_run(g, slot, mine) : 1;
+	int rc = mine ? worker_run(sp->g, slot, mine) : 1;
 	free(mine);
-	gen_free(g);
+	gen_free(sp->g);
 	_exit(rc);
 }
 
-int
-supervisor_run(struct generation *g)
+static void
+start_slot(struct sup *sp, int s, long long now)
 {
-	int nslots = g->cfg->g.workers;
-	size_t nl = g->n_listeners;
-	int *fds = calloc(nl * (size_t)nslots + 1, sizeof(int));
-	struct slot *slots = calloc((size_t)nslots, sizeof(*slots));
+	sp->slots[s].respawn_at_ms = 0;
+	sp->slots[s].started_ms = now;
+	sp->slots[s].pid = spawn(sp, s);
+	if (sp->slots[s].pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		sp->slots[s].pid = 0;
+		sp->slots[s].respawn_at_ms = now + RESPAWN_DELAY_MS;
+	}
+}
+
+/* The one-line summary systemd shows (systemctl status). */
+static void
+status(const struct sup *sp)
+{
+	notify_send("STATUS=serving %zu hosts on %zu listeners, %d workers; reloads: %u ok, "
+	    "%u failed", sp->g->n_hosts, sp->g->n_listeners, sp->nslots, sp->reloads_ok,
+	    sp->reloads_failed);
+}
+
+/* Tell a worker of an older generation to drain, and when to kill it. */
+static void
+retire(struct sup *sp, pid_t pid, long long now, unsigned drain_ms)
+{
+	kill(pid, SIGTERM);
+	if (sp->n_draining < MAX_DRAINING) {
+		sp->draining[sp->n_draining].pid = pid;
+		sp->draining[sp->n_draining].kill_at_ms = now + drain_ms + KILL_GRACE_MS;
+		sp->n_draining++;
+	}
+}
+
+/* SIGHUP: a new generation beside the running one, or nothing at all. */
+static void
+reload(struct sup *sp)
+{
+	struct diag d = { 0 };
+	struct generation *ng;
+	struct sockset ns = { NULL, 0 };
+	struct slot *nslots_v;
+	long long now;
+	int n;
+
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+	    notify_monotonic_usec());
+	log_info("SIGHUP: reloading %s", sp->path);
+	ng = gen_load(sp->path, &d);
+	for (size_t i = 0; i < d.n; i++) {
+		if (ng == NULL)
+			log_error("%s", d.msgs[i]);
+		else
+			log_warn("%s", d.msgs[i]);
+	}
+	diag_free(&d);
+	n = ng ? ng->cfg->g.workers : 0;
+	if (ng == NULL || sockset_build(&ns, &sp->socks, ng, n) != 0 ||
+	    (nslots_v = calloc((size_t)n, sizeof(*nslots_v))) == NULL) {
+		sp->reloads_failed++;
+		log_error("reload failed; still serving the previous configuration "
+		    "(%u reloads failed so far)", sp->reloads_failed);
+		sockset_close(&ns);
+		gen_free(ng);
+		notify_send("READY=1");
+		status(sp);
+		return;
+	}
+	/* the old workers drain; their sockets stay open in the new set or in
+	 * the old workers until they exit */
+	now = now_ms();
+	for (int s = 0; s < sp->nslots; s++)
+		if (sp->slots[s].pid > 0)
+			retire(sp, sp->slots[s].pid, now, sp->g->cfg->g.shutdown_timeout_ms);
+	sockset_close(&sp->socks);
+	free(sp->slots);
+	gen_free(sp->g);
+	sp->socks = ns;
+	sp->g = ng;
+	sp->slots = nslots_v;
+	sp->nslots = n;
+	log_setup((enum log_dest)ng->cfg->g.log_dest, (enum log_level)ng->cfg->g.log_level);
+	for (int s = 0; s < n; s++)
+		start_slot(sp, s, now);
+	sp->reloads_ok++;
+	log_info("reloaded: %zu hosts, %zu listeners, %d workers", ng->n_hosts,
+	    ng->n_listeners, n);
+	notify_send("READY=1");
+	status(sp);
+}
+
+static void
+reap(struct sup *sp, int stopping, long long now)
+{
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (size_t i = 0; i < sp->n_draining; i++)
+			if (sp->draining[i].pid == pid) {
+				sp->draining[i] = sp->draining[--sp->n_draining];
+				goto next;
+			}
+		for (int s = 0; s < sp->nslots; s++) {
+			if (sp->slots[s].pid != pid)
+				continue;
+			sp->slots[s].pid = 0;
+			if (stopping)
+				break;
+			if (WIFSIGNALED(st))
+				log_error("worker %d (pid %d) killed by signal %d; restarting",
+				    s, (int)pid, WTERMSIG(st));
+			else
+				log_error("worker %d (pid %d) exited with status %d; restarting",
+				    s, (int)pid, WEXITSTATUS(st));
+			/* a worker that dies at once would otherwise fork in a loop */
+			sp->slots[s].respawn_at_ms = now - sp->slots[s].started_ms <
+			    RESPAWN_DELAY_MS ? now + RESPAWN_DELAY_MS : now;
+		}
+next:;
+	}
+}
+
+int
+supervisor_run(struct generation *g, const char *path)
+{
+	struct sup sp;
+	struct sockset none = { NULL, 0 };
 	sigset_t set;
 	int stopping = 0, rc = 0;
 	long long kill_at = 0;
 
-	if (fds == NULL || slots == NULL) {
-		log_error("out of memory");
+	memset(&sp, 0, sizeof(sp));
+	sp.path = path;
+	sp.g = g;
+	sp.nslots = g->cfg->g.workers;
+	signal(SIGPIPE, SIG_IGN);
+	if ((sp.slots = calloc((size_t)sp.nslots, sizeof(*sp.slots))) == NULL ||
+	    sockset_build(&sp.socks, &none, g, sp.nslots) != 0) {
 		rc = 1;
 		goto out;
 	}
-	for (size_t i = 0; i < nl * (size_t)nslots; i++)
-		fds[i] = -1;
-	/* every probe before any socket of ours exists: overlapping listeners
-	 * (0.0.0.0:P and 127.0.0.1:P) would otherwise collide with each other */
-	for (size_t i = 0; i < nl; i++)
-		if (open_listener(&g->listeners[i].addr, 1) != 0) {
-			log_error("cannot listen on %s: %s", g->listeners[i].addr.text,
-			    strerror(errno));
-			rc = 1;
-			goto out;
-		}
-	for (size_t i = 0; i < nl; i++)
-		for (int s = 0; s < nslots; s++) {
-			int fd = open_listener(&g->listeners[i].addr, 0);
-			if (fd < 0) {
-				log_error("cannot listen on %s: %s", g->listeners[i].addr.text,
-				    strerror(errno));
-				rc = 1;
-				goto out;
-			}
-			fds[i * (size_t)nslots + (size_t)s] = fd;
-		}
-	signal(SIGPIPE, SIG_IGN);
-	for (int s = 0; s < nslots; s++) {
-		slots[s].pid = spawn(g, s, fds, nl, nslots);
-		slots[s].started_ms = now_ms();
-		if (slots[s].pid < 0) {
-			log_error("fork: %s", strerror(errno));
-			slots[s].pid = 0;
-			slots[s].respawn_at_ms = now_ms() + RESPAWN_DELAY_MS;
-		}
-	}
+	for (int s = 0; s < sp.nslots; s++)
+		start_slot(&sp, s, now_ms());
 	log_info("tlsfront %s started: %zu hosts, %zu listeners, %d workers", PACKAGE_VERSION,
-	    g->n_hosts, nl, nslots);
-	for (size_t i = 0; i < nl; i++)
+	    g->n_hosts, g->n_listeners, sp.nslots);
+	for (size_t i = 0; i < g->n_listeners; i++)
 		log_info("listening on %s", g->listeners[i].addr.text);
+	notify_send("READY=1\nMAINPID=%ld", (long)getpid());
+	status(&sp);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -164,80 +363,58 @@ supervisor_run(struct generation *g)
 		int sig = sigtimedwait(&set, &info, &ts);
 		long long now = now_ms();
 		int alive = 0;
-		pid_t pid;
-		int st;
 
 		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
 			stopping = 1;
-			kill_at = now + g->cfg->g.shutdown_timeout_ms + KILL_GRACE_MS;
+			kill_at = now + sp.g->cfg->g.shutdown_timeout_ms + KILL_GRACE_MS;
 			log_info("signal %d: stopping; workers drain for up to %u ms", sig,
-			    g->cfg->g.shutdown_timeout_ms);
-			for (int s = 0; s < nslots; s++)
-				if (slots[s].pid > 0)
-					kill(slots[s].pid, SIGTERM);
-			/* No worker will accept again: close our copies of the
-			 * listening sockets, so that once the workers have closed
-			 * theirs new connections are refused instead of queueing in
-			 * a backlog nobody reads. */
-			for (size_t i = 0; i < nl * (size_t)nslots; i++) {
-				if (fds[i] >= 0)
-					close(fds[i]);
-				fds[i] = -1;
-			}
-		} else if (sig == SIGHUP) {
-			log_warn("SIGHUP: reloading is not supported by this version; ignored");
+			    sp.g->cfg->g.shutdown_timeout_ms);
+			notify_send("STOPPING=1\nSTATUS=draining");
+			for (int s = 0; s < sp.nslots; s++)
+				if (sp.slots[s].pid > 0)
+					kill(sp.slots[s].pid, SIGTERM);
+			for (size_t i = 0; i < sp.n_draining; i++)
+				kill(sp.draining[i].pid, SIGTERM);
+			/* new connections are refused from now on, not queued */
+			sockset_close(&sp.socks);
+		} else if (sig == SIGHUP && !stopping) {
+			reload(&sp);
+			now = now_ms();
 		}
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			for (int s = 0; s < nslots; s++) {
-				if (slots[s].pid != pid)
-					continue;
-				slots[s].pid = 0;
-				if (stopping)
-					break;
-				if (WIFSIGNALED(st))
-					log_error("worker %d (pid %d) killed by signal %d; restarting",
-					    s, (int)pid, WTERMSIG(st));
-				else
-					log_error("worker %d (pid %d) exited with status %d; "
-					    "restarting", s, (int)pid, WEXITSTATUS(st));
-				/* a worker that dies at once would otherwise fork in a loop */
-				slots[s].respawn_at_ms = now - slots[s].started_ms < RESPAWN_DELAY_MS ?
-				    now + RESPAWN_DELAY_MS : now;
-			}
-		}
-		for (int s = 0; s < nslots; s++) {
-			if (!stopping && slots[s].pid == 0 && slots[s].respawn_at_ms &&
-			    now >= slots[s].respawn_at_ms) {
-				slots[s].respawn_at_ms = 0;
-				slots[s].started_ms = now;
-				slots[s].pid = spawn(g, s, fds, nl, nslots);
-				if (slots[s].pid < 0) {
-					log_error("fork: %s", strerror(errno));
-					slots[s].pid = 0;
-					slots[s].respawn_at_ms = now + RESPAWN_DELAY_MS;
-				}
-			}
-			if (slots[s].pid > 0)
+		reap(&sp, stopping, now);
+		for (int s = 0; s < sp.nslots; s++) {
+			if (!stopping && sp.slots[s].pid == 0 && sp.slots[s].respawn_at_ms &&
+			    now >= sp.slots[s].respawn_at_ms)
+				start_slot(&sp, s, now);
+			if (sp.slots[s].pid > 0)
 				alive++;
 		}
-		if (stopping && alive == 0)
+		/* old generations: drained in time, or killed */
+		for (size_t i = 0; i < sp.n_draining; i++)
+			if (now >= sp.draining[i].kill_at_ms) {
+				log_error("worker pid %d of an old generation still running %d ms "
+				    "after shutdown_timeout; killing it", (int)sp.draining[i].pid,
+				    KILL_GRACE_MS);
+				kill(sp.draining[i].pid, SIGKILL);
+				sp.draining[i].kill_at_ms = now + 1000;
+			}
+		if (stopping && alive == 0 && sp.n_draining == 0)
 			break;
 		if (stopping && now >= kill_at) {
 			log_error("workers still running %d ms after shutdown_timeout; killing them",
 			    KILL_GRACE_MS);
-			for (int s = 0; s < nslots; s++)
-				if (slots[s].pid > 0)
-					kill(slots[s].pid, SIGKILL);
+			for (int s = 0; s < sp.nslots; s++)
+				if (sp.slots[s].pid > 0)
+					kill(sp.slots[s].pid, SIGKILL);
+			for (size_t i = 0; i < sp.n_draining; i++)
+				kill(sp.draining[i].pid, SIGKILL);
 			kill_at = now + 1000;
 		}
 	}
 	log_info("stopped");
 out:
-	for (size_t i = 0; fds && i < nl * (size_t)nslots; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	free(fds);
-	free(slots);
-	gen_free(g);
+	sockset_close(&sp.socks);
+	free(sp.slots);
+	gen_free(sp.g);
 	return rc;
 }

@@ -1,19 +1,28 @@
 /*
- * supervisor.h: the main process. Opens the listening sockets (one
- * SO_REUSEPORT socket per listener per worker slot) and keeps them until it is
- * told to stop, so a worker that dies and is replaced loses no queued
- * connection; forks one worker per slot, replaces workers that die, and on
- * SIGTERM/SIGINT closes its copies of the sockets (new connections are then
- * refused, not queued), tells the workers to drain and waits for them.
+ * supervisor.h: the main process.
+ *
+ * It owns the listening sockets (one SO_REUSEPORT socket per listener per
+ * worker slot) for as long as it serves, forks one worker per slot, replaces
+ * workers that die, and:
+ *   SIGHUP   builds the new configuration beside the running one. If that
+ *            fails, every error is logged and the running workers go on.
+ *            If it works, a new generation of workers is forked on the same
+ *            sockets (new listeners opened, removed ones closed) and the old
+ *            workers are told to drain; they finish their connections within
+ *            shutdown_timeout or are killed. A queued connection is never
+ *            lost: the old and new workers share the sockets.
+ *   SIGTERM  (and SIGINT) closes its copies of the sockets (new connections
+ *            are then refused, not queued), tells every worker to drain and
+ *            waits for them.
  */
 #ifndef TLSFRONT_SUPERVISOR_H
 #define TLSFRONT_SUPERVISOR_H
 
 #include "gen.h"
 
-/* Serve generation g until told to stop. The caller must have blocked
- * SIGTERM, SIGINT, SIGHUP and SIGCHLD. Takes ownership of g. Returns the
- * process exit code. */
-int supervisor_run(struct generation *g);
+/* Serve generation g, loaded from config file path (kept for reloads),
+ * until told to stop. The caller must have blocked SIGTERM, SIGINT, SIGHUP
+ * and SIGCHLD. Takes ownership of g. Returns the process exit code. */
+int supervisor_run(struct generation *g, const char *path);
 
 #endif
