@@ -72,6 +72,8 @@ static const struct keydef keys[K_COUNT] = {
 	[K_G_SHUTDOWN_TIMEOUT] = { "shutdown_timeout", S_GLOBAL, T_DURATION,
 	    G(shutdown_timeout_ms), 0, MS_DAY, "30s" },
 	[K_G_ACCEPT_PROXY] = { "accept_proxy", S_GLOBAL, T_CIDRS, G(accept_proxy), 0, 0, NULL },
+	[K_G_MAX_CONNECTIONS] = { "max_connections", S_GLOBAL, T_INT, G(max_connections),
+	    0, 10000000, "0" },
 
 	[K_CERT] = { "cert", HOST_SCOPE, T_PATH, H(cert), 0, 0, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, T_PATH, H(key), 0, 0, NULL },
@@ -109,6 +111,8 @@ static const struct keydef keys[K_COUNT] = {
 	    0, 0, "off", proxy_certs },
 	[K_PROXY_CLIENT_CERT_TLV] = { "proxy_client_cert_tlv", HOST_SCOPE, T_INT,
 	    H(proxy_client_cert_tlv), 0xE0, 0xEF, "0xE0" },
+	[K_MAX_CONNECTIONS] = { "max_connections", HOST_SCOPE, T_INT, H(max_connections),
+	    0, 10000000, "0" },
 };
 
 /* ------------------------------------------------------------------ */

@@ -120,6 +120,8 @@ conn_close(struct conn *c, const char *reason)
 		return;
 	log_access(c, reason);
 	c->state = CONN_CLOSED;
+	if (c->tls.counted)
+		c->tls.host->active--;
 	relay_stop(&c->relay);
 	if (c->timer != NULL)
 		event_free(c->timer);

@@ -86,6 +86,10 @@ gen_build(struct config *cfg, struct diag *d)
 	g->n_hosts = cfg->n_hosts;
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
 		g->hosts[i].cfg = &cfg->hosts[i];
+		/* limits are shared out between the worker processes */
+		if (cfg->hosts[i].max_connections > 0)
+			g->hosts[i].max_active = (unsigned)((cfg->hosts[i].max_connections +
+			    cfg->g.workers - 1) / cfg->g.workers);
 		/* a host whose config failed would only cause follow-on errors */
 		if (cfg->hosts[i].bad)
 			ok = 0;

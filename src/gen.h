@@ -30,6 +30,8 @@ struct host {
 	size_t alpn_wire_len;
 	time_t not_after;
 	struct allow_list allow;	/* client_allow, parsed; empty: any verified client */
+	unsigned max_active;		/* this worker's share of max_connections; 0: none */
+	unsigned active;		/* this worker's connections to the host (per process) */
 };
 
 struct listener {

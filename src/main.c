@@ -6,6 +6,7 @@
  *   -> otherwise: supervisor.c opens sockets and forks the workers.
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,12 @@ main(int argc, char **argv)
 
 	g = gen_load(path, &d);
 	if (g != NULL && !check) {
+		/* as many connections as the system lets this user have */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		/* warnings (e.g. an expiring certificate) go where the logs go */
 		log_setup((enum log_dest)g->cfg->g.log_dest, (enum log_level)g->cfg->g.log_level);
 		for (size_t i = 0; i < d.n; i++)

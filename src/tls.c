@@ -146,8 +146,15 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
-	switch_host(ssl, h);
 	info->host = h;
+	if (h->max_active > 0 && h->active >= h->max_active) {
+		info->fail = "host max_connections reached";
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	switch_host(ssl, h);
+	h->active++;
+	info->counted = 1;
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 

@@ -24,6 +24,7 @@ struct tls_info {
 	struct host *host;			/* out: chosen host, NULL before SNI */
 	char sni[SNI_NAME_MAX + 2];		/* out: the name sent, "" if none */
 	const char *fail;			/* out: why we refused, or NULL */
+	int counted;				/* out: host->active includes us */
 	char fail_buf[160];			/* storage fail may point to */
 };
 

@@ -18,11 +18,24 @@ accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
 	struct worker_listener *wl = arg;
 
 	(void)ev;
-	if (wl->w->draining) {
+	struct worker *w = wl->w;
+
+	if (w->draining) {
 		close(fd);
 		return;
 	}
-	conn_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
+	if (w->max_conns > 0 && w->n_conns >= w->max_conns) {
+		time_t now = time(NULL);
+		close(fd);	/* at once: a client waiting in a queue is worse off */
+		w->refused++;
+		if (now != w->refused_logged) {
+			w->refused_logged = now;
+			log_warn("max_connections reached (%zu in this worker); refusing new "
+			    "connections (%llu so far)", w->max_conns, w->refused);
+		}
+		return;
+	}
+	conn_accept(w, wl->l, fd, sa, (socklen_t)salen);
 }
 
 /* Out of fds (or another accept error): stop accepting for a while rather
@@ -114,6 +127,9 @@ worker_run(const struct generation *g, int slot, const int *fds)
 	memset(&w, 0, sizeof(w));
 	w.gen = g;
 	w.slot = slot;
+	if (g->cfg->g.max_connections > 0)
+		w.max_conns = (size_t)((g->cfg->g.max_connections + g->cfg->g.workers - 1) /
+		    g->cfg->g.workers);
 	signal(SIGHUP, SIG_IGN);	/* reloads are the main process's business */
 	if ((w.base = event_base_new()) == NULL)
 		goto out;

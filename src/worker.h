@@ -6,6 +6,7 @@
 #define TLSFRONT_WORKER_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -29,6 +30,9 @@ struct worker {
 	struct event *ev_term, *ev_int, *ev_drain, *ev_retry;
 	struct conn *conns;		/* doubly linked, for drain and shutdown */
 	size_t n_conns;
+	size_t max_conns;		/* this worker's share of max_connections; 0: none */
+	unsigned long long refused;	/* connections closed at once for max_connections */
+	time_t refused_logged;		/* when we last said so (once a second at most) */
 	int draining;
 };
 
