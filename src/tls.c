@@ -609,7 +609,6 @@ tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
 	EVP_PKEY *pk = own ? X509_get0_pubkey(own) : NULL;
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
-	char san[8];
 
 	memset(t, 0, sizeof(*t));
 	memset(st, 0, sizeof(*st));
@@ -626,9 +625,18 @@ tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
 		t->ssl.client |= PP2_CLIENT_CERT_SESS;
 		if (!SSL_session_reused(ssl))
 			t->ssl.client |= PP2_CLIENT_CERT_CONN;
-		cert_identity(peer, st->cn, sizeof(st->cn), san, sizeof(san));
-		if (st->cn[0] != '\0')
+		/* the spec wants the CN in UTF-8 (the access log gets ASCII) */
+		X509_NAME *subj = X509_get_subject_name(peer);
+		int j = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+		unsigned char *utf8 = NULL;
+		int n = j < 0 ? -1 : ASN1_STRING_to_UTF8(&utf8,
+		    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, j)));
+		if (n > 0 && (size_t)n < sizeof(st->cn) && memchr(utf8, '\0', (size_t)n) == NULL) {
+			memcpy(st->cn, utf8, (size_t)n);
+			st->cn[n] = '\0';
 			t->ssl.cn = st->cn;
+		}
+		OPENSSL_free(utf8);
 	}
 	/* 0 only for a client certificate that was presented and verified */
 	t->ssl.verify = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK ? 0 : 1;
@@ -640,12 +648,16 @@ tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
 		t->ssl.sig_alg = st->sig_alg;
 	}
 	if (pk != NULL) {
+		/* "RSA2048", "EC256"; other types by name alone ("ED25519") */
 		const char *type = EVP_PKEY_get0_type_name(pk);
-		snprintf(st->key_alg, sizeof(st->key_alg), "%s%d",
-		    EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA ? "RSA" :
-		    EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC ? "EC" : (type ? type : "?"),
-		    EVP_PKEY_get_bits(pk));
-		t->ssl.key_alg = st->key_alg;
+		int id = EVP_PKEY_get_base_id(pk);
+		if (id == EVP_PKEY_RSA || id == EVP_PKEY_EC)
+			snprintf(st->key_alg, sizeof(st->key_alg), "%s%d",
+			    id == EVP_PKEY_RSA ? "RSA" : "EC", EVP_PKEY_get_bits(pk));
+		else
+			snprintf(st->key_alg, sizeof(st->key_alg), "%s", type ? type : "");
+		if (st->key_alg[0] != '\0')
+			t->ssl.key_alg = st->key_alg;
 	}
 	if (peer != NULL && cert_fmt == PROXY_CERT_DER) {
 		int n = i2d_X509(peer, &st->cert);	/* allocates */

@@ -627,3 +627,54 @@ class MiniCA:
         out = out or os.path.join(self.dir, "crl.pem")
         openssl("ca", "-config", self.cnf, "-gencrl", "-out", out)
         return out
+
+
+def listening(port, host="127.0.0.1"):
+    """Is some socket listening on host:port (TCP, IPv4)? Reads
+    /proc/net/tcp, so unlike wait_port it opens no connection (a probe
+    would go through a proxy and show up in tlsfront's access log)."""
+    want = "%08X:%04X" % (struct_unpack_le_ip(host), port)
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1] == want and fields[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def struct_unpack_le_ip(host):
+    """An IPv4 address as /proc/net/tcp prints it (host byte order, little endian)."""
+    import struct
+    return struct.unpack("<I", socket.inet_aton(host))[0]
+
+
+def wait_listening(port, host="127.0.0.1", timeout=10.0, proc=None):
+    """Wait until host:port is listening (see listening()); fail early if
+    proc (a Popen) exits first."""
+    def up():
+        if proc is not None and proc.poll() is not None:
+            raise Fail("process exited (%s) before listening on %s:%d"
+                       % (proc.returncode, host, port))
+        return listening(port, host)
+    wait_for(up, timeout, "%s:%d to listen" % (host, port))
+
+
+def connect_from(src_ip, port, host="127.0.0.1", timeout=10.0):
+    """A TCP connection to host:port from src_ip (any port; IPv6 if src_ip
+    has a colon, host must then be IPv6 too), TCP_NODELAY set: each send()
+    goes out as its own segment."""
+    s = socket.socket(socket.AF_INET6 if ":" in src_ip else socket.AF_INET,
+                      socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.bind((src_ip, 0))
+        s.connect((host, port))
+    except Exception:
+        s.close()
+        raise
+    return s
