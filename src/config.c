@@ -74,6 +74,12 @@ static const struct keydef keys[K_COUNT] = {
 	[K_G_ACCEPT_PROXY] = { "accept_proxy", S_GLOBAL, T_CIDRS, G(accept_proxy), 0, 0, NULL },
 	[K_G_MAX_CONNECTIONS] = { "max_connections", S_GLOBAL, T_INT, G(max_connections),
 	    0, 10000000, "0" },
+	[K_G_TICKET_KEY_FILE] = { "ticket_key_file", S_GLOBAL, T_PATH, G(ticket_key_file),
+	    0, 0, NULL },
+	[K_G_TICKET_KEY_ROTATION] = { "ticket_key_rotation", S_GLOBAL, T_DURATION,
+	    G(ticket_key_rotation_ms), 1000, 7 * MS_DAY, "12h" },
+	[K_G_SESSION_CACHE_SIZE] = { "session_cache_size", S_GLOBAL, T_INT,
+	    G(session_cache_size), 0, 10000000, "20480" },
 
 	[K_CERT] = { "cert", HOST_SCOPE, T_PATH, H(cert), 0, 0, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, T_PATH, H(key), 0, 0, NULL },
@@ -113,6 +119,8 @@ static const struct keydef keys[K_COUNT] = {
 	    H(proxy_client_cert_tlv), 0xE0, 0xEF, "0xE0" },
 	[K_MAX_CONNECTIONS] = { "max_connections", HOST_SCOPE, T_INT, H(max_connections),
 	    0, 10000000, "0" },
+	[K_SESSION_TICKETS] = { "session_tickets", HOST_SCOPE, T_BOOL, H(session_tickets),
+	    0, 0, "on" },
 };
 
 /* ------------------------------------------------------------------ */

@@ -23,12 +23,14 @@ enum cfg_key {
 	/* [global] */
 	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
 	K_G_ACCEPT_PROXY, K_G_MAX_CONNECTIONS,
+	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION, K_G_SESSION_CACHE_SIZE,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
 	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
 	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
 	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV, K_MAX_CONNECTIONS,
+	K_SESSION_TICKETS,
 	K_COUNT
 };
 
@@ -72,6 +74,7 @@ struct host_config {
 	int proxy_client_cert;		/* enum proxy_cert: v2 TLV with the client cert */
 	int proxy_client_cert_tlv;	/* its TLV type, 0xE0..0xEF */
 	int max_connections;		/* 0: no limit of its own */
+	int session_tickets;		/* boolean */
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
 	int bad;			/* config_load_all(): this host has errors */
 };
@@ -87,6 +90,9 @@ struct global_config {
 	unsigned shutdown_timeout_ms;
 	struct cidr_list accept_proxy;	/* peers that must start with a PROXY header */
 	int max_connections;		/* all hosts together; 0: no limit */
+	char *ticket_key_file;		/* shared ticket keys, or NULL: derived */
+	unsigned ticket_key_rotation_ms;
+	int session_cache_size;		/* server session cache (all hosts); 0: off */
 	struct loc loc[K_COUNT];
 };
 

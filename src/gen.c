@@ -104,7 +104,10 @@ gen_build(struct config *cfg, struct diag *d)
 	/* most hosts share the default groups: the base context offers them, so
 	 * only hosts with other groups cost a groups call per connection */
 	const char *base_groups = g->n_hosts ? g->hosts[0].groups : NULL;
-	if ((g->base_ctx = tls_base_ctx_new(d, top)) == NULL)
+	if ((g->base_ctx = tls_base_ctx_new(cfg->g.session_cache_size, d, top)) == NULL)
+		goto err;
+	if (cfg->g.ticket_key_file != NULL && tls_ticket_keys_load(cfg->g.ticket_key_file,
+	    &g->tickets, d, cfg->g.loc[K_G_TICKET_KEY_FILE]) != 0)
 		goto err;
 	if (base_groups == NULL || SSL_CTX_set1_groups_list(g->base_ctx, base_groups) != 1) {
 		ERR_clear_error();
@@ -144,6 +147,7 @@ gen_free(struct generation *g)
 		sni_table_free(g->listeners[i].sni);
 	free(g->listeners);
 	SSL_CTX_free(g->base_ctx);
+	tls_ticket_keys_free(&g->tickets);
 	config_free(g->cfg);
 	free(g);
 }

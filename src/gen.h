@@ -41,8 +41,22 @@ struct listener {
 	unsigned handshake_timeout_ms;	/* until the host is known: the smallest of its hosts */
 };
 
+/* A session-ticket key (the layout of nginx's 80-byte key files). */
+struct ticket_key {
+	unsigned char name[16];
+	unsigned char hmac[32];
+	unsigned char aes[32];
+};
+
+/* The keys from ticket_key_file, newest (the one that encrypts) first. */
+struct ticket_keys {
+	struct ticket_key *v;
+	size_t n;
+};
+
 struct generation {
 	struct config *cfg;
+	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
 	struct host *hosts;
 	size_t n_hosts;
 	struct listener *listeners;

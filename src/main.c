@@ -17,6 +17,7 @@
 #include "gen.h"
 #include "log.h"
 #include "supervisor.h"
+#include "tls.h"
 
 #include <event2/event.h>
 #include <openssl/opensslv.h>
@@ -81,6 +82,12 @@ main(int argc, char **argv)
 
 	g = gen_load(path, &d);
 	if (g != NULL && !check) {
+		/* session-ticket keys derive from this, for every generation */
+		if (tls_ticket_secret_init() != 0) {
+			fprintf(stderr, "tlsfront: no random bytes for the ticket secret\n");
+			gen_free(g);
+			return 1;
+		}
 		/* as many connections as the system lets this user have */
 		struct rlimit rl;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -9,7 +9,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/core_names.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "clientauth.h"
@@ -178,6 +181,174 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* ---- session tickets ------------------------------------------------------- */
+
+static unsigned char ticket_secret[32];
+static int ticket_secret_set;
+static const struct generation *ticket_gen;	/* this process's generation */
+
+int
+tls_ticket_secret_init(void)
+{
+	if (RAND_bytes(ticket_secret, sizeof(ticket_secret)) != 1)
+		return -1;
+	ticket_secret_set = 1;
+	return 0;
+}
+
+void
+tls_tickets_use(const struct generation *g)
+{
+	ticket_gen = g;
+}
+
+/* The key of rotation period p, derived from the secret. */
+static void
+derive_key(long long p, struct ticket_key *k)
+{
+	unsigned char out[3 * 32], in[32];
+	unsigned len;
+
+	memset(in, 0, sizeof(in));
+	memcpy(in, "tlsfront ticket key", 19);
+	for (int i = 0; i < 8; i++)
+		in[19 + i] = (unsigned char)((unsigned long long)p >> (56 - 8 * i));
+	for (int c = 0; c < 3; c++) {
+		in[27] = (unsigned char)c;
+		HMAC(EVP_sha256(), ticket_secret, sizeof(ticket_secret), in, 28, out + 32 * c, &len);
+	}
+	memcpy(k->name, out, 16);
+	memcpy(k->hmac, out + 32, 32);
+	memcpy(k->aes, out + 64, 32);
+}
+
+/* Key i (0: the one that encrypts; 1: the previous one) or -1 if none. */
+static int
+ticket_key(size_t i, struct ticket_key *k)
+{
+	static long long cached_p = -1;
+	static struct ticket_key cached[2];
+	long long p;
+
+	if (ticket_gen != NULL && ticket_gen->tickets.n > 0) {
+		if (i >= ticket_gen->tickets.n)
+			return -1;
+		*k = ticket_gen->tickets.v[i];
+		return 0;
+	}
+	if (!ticket_secret_set || ticket_gen == NULL || i > 1)
+		return -1;
+	p = (long long)time(NULL) * 1000 / ticket_gen->cfg->g.ticket_key_rotation_ms;
+	if (p != cached_p) {
+		derive_key(p, &cached[0]);
+		derive_key(p - 1, &cached[1]);
+		cached_p = p;
+	}
+	*k = cached[i];
+	return 0;
+}
+
+static int
+ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, int enc)
+{
+	OSSL_PARAM params[2];
+	struct ticket_key k;
+	int r = 1;
+
+	(void)s;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (enc) {
+		if (ticket_key(0, &k) != 0 ||
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+			return 0;	/* no ticket this time */
+		memcpy(name, k.name, 16);
+	} else {
+		size_t i;
+		for (i = 0; ticket_key(i, &k) == 0; i++)
+			if (memcmp(name, k.name, 16) == 0)
+				break;
+		if (ticket_key(i, &k) != 0)
+			return 0;	/* unknown or retired key: a full handshake */
+		r = i == 0 ? 1 : 2;	/* 2: accepted, but issue a fresh ticket */
+	}
+	if (EVP_MAC_init(hctx, k.hmac, sizeof(k.hmac), params) != 1 ||
+	    (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) :
+	    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv)) != 1) {
+		OPENSSL_cleanse(&k, sizeof(k));
+		return -1;
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	return r;
+}
+
+int
+tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
+    struct loc at)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+	int lineno = 0, ok = 1;
+
+	memset(out, 0, sizeof(*out));
+	if (f == NULL) {
+		diag_error_at(d, at, "ticket_key_file: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned char raw[128];
+		size_t len = strcspn(line, "\r\n");
+		int n;
+
+		lineno++;
+		line[len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		n = EVP_DecodeBlock(raw, (const unsigned char *)line, (int)len);
+		/* EVP_DecodeBlock counts '=' padding as bytes */
+		while (n > 0 && len > 0 && line[len - 1] == '=') {
+			n--;
+			len--;
+		}
+		if (n != 80) {
+			diag_error(d, path, lineno, "ticket key: expected the base64 of 80 bytes "
+			    "(openssl rand -base64 80)");
+			ok = 0;
+			continue;
+		}
+		struct ticket_key *v = realloc(out->v, (out->n + 1) * sizeof(*v));
+		if (v == NULL) {
+			ok = 0;
+			break;
+		}
+		out->v = v;
+		memcpy(v[out->n].name, raw, 16);
+		memcpy(v[out->n].hmac, raw + 16, 32);
+		memcpy(v[out->n].aes, raw + 48, 32);
+		OPENSSL_cleanse(raw, sizeof(raw));
+		out->n++;
+	}
+	fclose(f);
+	if (ok && out->n == 0) {
+		diag_error_at(d, at, "ticket_key_file: %s holds no key", path);
+		ok = 0;
+	}
+	if (!ok)
+		tls_ticket_keys_free(out);
+	return ok ? 0 : -1;
+}
+
+void
+tls_ticket_keys_free(struct ticket_keys *k)
+{
+	if (k->v != NULL)
+		OPENSSL_cleanse(k->v, k->n * sizeof(*k->v));
+	free(k->v);
+	k->v = NULL;
+	k->n = 0;
+}
+
 /* ---- per-host context ---------------------------------------------------- */
 
 static SSL_CTX *
@@ -194,7 +365,7 @@ ctx_new_common(void)
 }
 
 SSL_CTX *
-tls_base_ctx_new(struct diag *d, struct loc at)
+tls_base_ctx_new(long cache_size, struct diag *d, struct loc at)
 {
 	SSL_CTX *ctx = ctx_new_common();
 	char err[256];
@@ -205,6 +376,13 @@ tls_base_ctx_new(struct diag *d, struct loc at)
 		return NULL;
 	}
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+	/* the base context is the session context of every connection: it
+	 * holds the session cache and encrypts the tickets */
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+	if (cache_size > 0)
+		SSL_CTX_sess_set_cache_size(ctx, cache_size);
+	else
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	return ctx;
 }
 
@@ -544,6 +722,8 @@ tls_host_setup(struct host *h, struct diag *d)
 	if (setup_groups(h, ctx, d) != 0)
 		ok = 0;
 
+	if (!c->session_tickets)
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);	/* TLS 1.3: stateful only */
 	sid_context(c->label, sid);
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
 	if (c->client_verify != CLIENT_VERIFY_NONE && setup_client_verify(h, ctx, d) != 0)

@@ -35,8 +35,26 @@ int tls_init(void);
  * problem goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
 int tls_host_setup(struct host *h, struct diag *d);
 
-/* The base context of a generation. NULL on failure (reported to d). */
-SSL_CTX *tls_base_ctx_new(struct diag *d, struct loc at);
+/* The base context of a generation, with a server session cache of
+ * cache_size sessions (0: none). NULL on failure (reported to d). */
+SSL_CTX *tls_base_ctx_new(long cache_size, struct diag *d, struct loc at);
+
+/*
+ * Session tickets. Every generation's base context encrypts tickets with the
+ * same keys, so a ticket from any worker of any generation is accepted by
+ * all: the keys of ticket_key_file, or keys derived, one per
+ * ticket_key_rotation period, from a secret the main process makes once
+ * (tls_ticket_secret_init, before the first fork). A key decrypts for one
+ * period more than it encrypts.
+ */
+int tls_ticket_secret_init(void);
+/* Read a key file (base64 lines of 80 bytes, newest first) into *out.
+ * Returns 0, or -1 after reporting at `at`. */
+int tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
+    struct loc at);
+void tls_ticket_keys_free(struct ticket_keys *k);
+/* The generation whose keys this process uses (a worker calls it at start). */
+void tls_tickets_use(const struct generation *g);
 
 /* Link info to ssl for the ClientHello callback. */
 void tls_attach(SSL *ssl, struct tls_info *info);

@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 #define ACCEPT_RETRY_MS 250
@@ -127,6 +128,7 @@ worker_run(const struct generation *g, int slot, const int *fds)
 	memset(&w, 0, sizeof(w));
 	w.gen = g;
 	w.slot = slot;
+	tls_tickets_use(g);
 	if (g->cfg->g.max_connections > 0)
 		w.max_conns = (size_t)((g->cfg->g.max_connections + g->cfg->g.workers - 1) /
 		    g->cfg->g.workers);

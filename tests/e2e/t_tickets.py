@@ -1,0 +1,144 @@
+"""Session tickets:
+- with workers = 2, a TLS 1.3 ticket is accepted whichever worker gets the
+  resuming connection, and after a reload (SIGHUP);
+- two instances sharing a ticket_key_file accept each other's tickets, and an
+  instance with its own keys does not (the control);
+- a key file rotated by prepending a new key: old tickets still resume
+  (renewed), new ones are made with the new key;
+- session_tickets = off: TLS 1.2 clients get no ticket (session IDs still
+  resume);
+- ticket_key_rotation: a ticket two periods old is no longer accepted;
+- -t errors for a bad key file at FILE:LINE."""
+import base64
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+from harness import (TLSFRONT, HttpBackend, Tlsfront, check, client_context, make_ca,
+                     make_cert, run, tmpdir)
+
+
+def fetch(port, ctx, sni, session=None):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname=sni, session=session)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while True:
+            try:
+                if not s.recv(65536):
+                    break
+            except ssl.SSLZeroReturnError:
+                break
+        return s.session, s.session_reused
+    finally:
+        s.close()
+
+
+def new_key():
+    return base64.b64encode(os.urandom(80)).decode()
+
+
+def main():
+    d = tmpdir()
+    ca = make_ca(d)
+    cert = make_cert(d, "t", ["t.test", "off.test"], ca=ca)
+    be = HttpBackend("t")
+    ctx13 = client_context(verify_ca=ca[0])
+    host = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % be.port,
+            "names": "t.test"}
+    off = dict(host, names="off.test", session_tickets="off")
+
+    # 1. two workers and reloads, derived keys
+    os.makedirs(os.path.join(d, "a"))
+    tf = Tlsfront(os.path.join(d, "a"), {"t": host}, workers=2)
+    sess, _ = fetch(tf.port, ctx13, "t.test")
+    check(sess is not None and sess.has_ticket, "a TLS 1.3 client gets a ticket")
+    reused = [fetch(tf.port, ctx13, "t.test", sess)[1] for _ in range(12)]
+    pids = set(re.findall(r"tlsfront\[(\d+)\] worker \d info: access .*sni=t.test", tf.log()))
+    check(all(reused) and len(pids) == 2,
+          "12 resumptions across both workers all succeed: %r (workers %r)" % (reused, pids))
+    n = len(re.findall(r"reloaded: ", tf.log()))
+    tf.proc.send_signal(signal.SIGHUP)
+    tf.wait_log(r"reloaded: ", count=n + 1, what="the reload")
+    tf.wait_log(r"signal 15: draining", count=2, what="old workers draining")
+    _, r = fetch(tf.port, ctx13, "t.test", sess)
+    check(r, "the ticket is still accepted after a reload")
+
+    # 2. a shared key file between two instances
+    keyfile = os.path.join(d, "tickets.key")
+    k1 = new_key()
+    with open(keyfile, "w") as f:
+        f.write(k1 + "\n")
+    os.makedirs(os.path.join(d, "b"))
+    os.makedirs(os.path.join(d, "c"))
+    # (one worker: session IDs live in a worker's cache)
+    tb = Tlsfront(os.path.join(d, "b"), {"t": host, "off": off},
+                  global_extra={"ticket_key_file": keyfile})
+    tc = Tlsfront(os.path.join(d, "c"), {"t": host}, global_extra={"ticket_key_file": keyfile})
+    sb, _ = fetch(tb.port, ctx13, "t.test")
+    _, r = fetch(tc.port, ctx13, "t.test", sb)
+    check(r, "a ticket from instance B resumes on instance C (shared key file)")
+    _, r = fetch(tf.port, ctx13, "t.test", sb)
+    check(not r, "it does not resume on an instance with its own keys (control)")
+
+    # session_tickets = off: no TLS 1.2 ticket, but session IDs resume
+    ctx12 = client_context(verify_ca=ca[0], maxv=ssl.TLSVersion.TLSv1_2)
+    s_off, _ = fetch(tb.port, ctx12, "off.test")
+    check(s_off is not None and not s_off.has_ticket,
+          "session_tickets = off: a TLS 1.2 client gets no ticket")
+    _, r = fetch(tb.port, ctx12, "off.test", s_off)
+    check(r, "session_tickets = off: the session ID still resumes")
+    s_on, _ = fetch(tb.port, ctx12, "t.test")
+    check(s_on.has_ticket, "with tickets on, a TLS 1.2 client gets a ticket (control)")
+
+    # rotation of the file: prepend a new key, reload
+    with open(keyfile, "w") as f:
+        f.write(new_key() + "\n" + k1 + "\n")
+    n = len(re.findall(r"reloaded: ", tc.log()))
+    tc.proc.send_signal(signal.SIGHUP)
+    tc.wait_log(r"reloaded: ", count=n + 1, what="reload with the rotated key file")
+    tc.wait_log(r"signal 15: draining", what="old worker draining")
+    s2, r = fetch(tc.port, ctx13, "t.test", sb)
+    check(r, "after rotation, a ticket made with the old key still resumes")
+    _, r = fetch(tb.port, ctx13, "t.test", s2)
+    check(not r, "the renewed ticket uses the new key (B, not reloaded, cannot read it)")
+
+    # 3. rotation period of derived keys: 1s; a ticket two periods old is refused
+    os.makedirs(os.path.join(d, "r"))
+    tr = Tlsfront(os.path.join(d, "r"), {"t": host},
+                  global_extra={"ticket_key_rotation": "1s"})
+    sr, _ = fetch(tr.port, ctx13, "t.test")
+    _, r = fetch(tr.port, ctx13, "t.test", sr)
+    check(r, "with a 1s rotation a fresh ticket resumes (control)")
+    time.sleep(2.2)   # the passage of time is what is tested here
+    _, r = fetch(tr.port, ctx13, "t.test", sr)
+    check(not r, "a ticket older than two rotation periods is refused")
+
+    # 4. -t errors
+    bad = os.path.join(d, "bad.key")
+    with open(bad, "w") as f:
+        f.write(new_key() + "\nnot-base64-of-80-bytes\n")
+    main = os.path.join(d, "b", "tlsfront.ini")
+    text = open(main).read().replace(keyfile, bad)
+    with open(main, "w") as f:
+        f.write(text)
+    r = subprocess.run([TLSFRONT, "-t", "-c", main], capture_output=True, text=True)
+    check(r.returncode == 1 and "%s:2: ticket key: expected the base64 of 80 bytes" % bad
+          in r.stderr, "a bad line in the key file is an error at its FILE:LINE: %r"
+          % r.stderr)
+    text = text.replace(bad, os.path.join(d, "missing.key"))
+    with open(main, "w") as f:
+        f.write(text)
+    r = subprocess.run([TLSFRONT, "-t", "-c", main], capture_output=True, text=True)
+    check(r.returncode == 1 and re.search(r"tlsfront.ini:\d+: ticket_key_file: cannot open",
+                                          r.stderr),
+          "a missing key file is an error at the ticket_key_file line: %r" % r.stderr)
+    for t in (tf, tb, tc, tr):
+        check(t.stop() == 0, "tlsfront exits 0")
+
+
+run(main)
