@@ -80,6 +80,8 @@ static const struct keydef keys[K_COUNT] = {
 	    G(ticket_key_rotation_ms), 1000, 7 * MS_DAY, "12h" },
 	[K_G_SESSION_CACHE_SIZE] = { "session_cache_size", S_GLOBAL, T_INT,
 	    G(session_cache_size), 0, 10000000, "20480" },
+	[K_G_USER] = { "user", S_GLOBAL, T_STRING, G(user), 0, 0, NULL },
+	[K_G_GROUP] = { "group", S_GLOBAL, T_STRING, G(group), 0, 0, NULL },
 
 	[K_CERT] = { "cert", HOST_SCOPE, T_PATH, H(cert), 0, 0, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, T_PATH, H(key), 0, 0, NULL },

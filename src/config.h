@@ -24,6 +24,7 @@ enum cfg_key {
 	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
 	K_G_ACCEPT_PROXY, K_G_MAX_CONNECTIONS,
 	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION, K_G_SESSION_CACHE_SIZE,
+	K_G_USER, K_G_GROUP,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
@@ -93,6 +94,7 @@ struct global_config {
 	char *ticket_key_file;		/* shared ticket keys, or NULL: derived */
 	unsigned ticket_key_rotation_ms;
 	int session_cache_size;		/* server session cache (all hosts); 0: off */
+	char *user, *group;		/* drop to these after binding; NULL: stay */
 	struct loc loc[K_COUNT];
 };
 

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "priv.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -340,6 +341,12 @@ supervisor_run(struct generation *g, const char *path)
 	signal(SIGPIPE, SIG_IGN);
 	if ((sp.slots = calloc((size_t)sp.nslots, sizeof(*sp.slots))) == NULL ||
 	    sockset_build(&sp.socks, &none, g, sp.nslots) != 0) {
+		rc = 1;
+		goto out;
+	}
+	/* sockets are bound and keys read: from here on (reloads included) we
+	 * run as the configured user */
+	if (priv_drop(g->cfg->g.user, g->cfg->g.group) != 0) {
 		rc = 1;
 		goto out;
 	}
