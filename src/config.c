@@ -53,6 +53,7 @@ struct keydef {
 static const char *const log_dests[] = { "stderr", "syslog", NULL };	/* enum log_dest */
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const verify_modes[] = { "none", "optional", "required", NULL };
+static const char *const host_errors_modes[] = { "fail", "skip", NULL };
 static const char *const proxy_sends[] = { "off", "v1", "v2", NULL };	/* enum proxy_send */
 static const char *const proxy_certs[] = { "off", "der", "pem", NULL };	/* enum proxy_cert */
 
@@ -82,6 +83,8 @@ static const struct keydef keys[K_COUNT] = {
 	    G(session_cache_size), 0, 10000000, "20480" },
 	[K_G_USER] = { "user", S_GLOBAL, T_STRING, G(user), 0, 0, NULL },
 	[K_G_GROUP] = { "group", S_GLOBAL, T_STRING, G(group), 0, 0, NULL },
+	[K_G_HOST_ERRORS] = { "host_errors", S_GLOBAL, T_ENUM, G(host_errors), 0, 0, "fail",
+	    host_errors_modes },
 
 	[K_CERT] = { "cert", HOST_SCOPE, T_PATH, H(cert), 0, 0, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, T_PATH, H(key), 0, 0, NULL },

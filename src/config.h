@@ -24,7 +24,7 @@ enum cfg_key {
 	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
 	K_G_ACCEPT_PROXY, K_G_MAX_CONNECTIONS,
 	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION, K_G_SESSION_CACHE_SIZE,
-	K_G_USER, K_G_GROUP,
+	K_G_USER, K_G_GROUP, K_G_HOST_ERRORS,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
@@ -41,6 +41,7 @@ struct str_list { char **v; size_t n; };
 struct proto_range { int min, max; };	/* OpenSSL TLS1_x_VERSION values */
 
 enum client_verify { CLIENT_VERIFY_NONE = 0, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRED };
+enum host_errors { HOST_ERRORS_FAIL = 0, HOST_ERRORS_SKIP };
 enum proxy_send { PROXY_SEND_OFF = 0, PROXY_SEND_V1, PROXY_SEND_V2 };
 enum proxy_cert { PROXY_CERT_OFF = 0, PROXY_CERT_DER, PROXY_CERT_PEM };
 
@@ -95,6 +96,7 @@ struct global_config {
 	unsigned ticket_key_rotation_ms;
 	int session_cache_size;		/* server session cache (all hosts); 0: off */
 	char *user, *group;		/* drop to these after binding; NULL: stay */
+	int host_errors;		/* enum host_errors */
 	struct loc loc[K_COUNT];
 };
 

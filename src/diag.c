@@ -20,13 +20,32 @@ diag_vadd(struct diag *d, const char *file, int line, const char *kind,
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
 		char **m = realloc(d->msgs, cap * sizeof(*m));
+		unsigned char *e;
 		if (m == NULL)
 			return;	/* out of memory: the count below still fails -t */
 		d->msgs = m;
+		if ((e = realloc(d->is_error, cap)) == NULL)
+			return;
+		d->is_error = e;
 		d->cap = cap;
 	}
+	d->is_error[d->n] = kind[0] == '\0';
 	if ((d->msgs[d->n] = strdup(full)) != NULL)
 		d->n++;
+}
+
+void
+diag_demote(struct diag *d, size_t from, const char *why)
+{
+	for (size_t i = from; i < d->n; i++) {
+		char *m;
+		if (!d->is_error[i] || asprintf(&m, "warning: %s%s", why, d->msgs[i]) < 0)
+			continue;
+		free(d->msgs[i]);
+		d->msgs[i] = m;
+		d->is_error[i] = 0;
+		d->n_errors--;
+	}
 }
 
 void
@@ -78,5 +97,6 @@ diag_free(struct diag *d)
 	for (size_t i = 0; i < d->n; i++)
 		free(d->msgs[i]);
 	free(d->msgs);
+	free(d->is_error);
 	memset(d, 0, sizeof(*d));
 }

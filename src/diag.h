@@ -12,6 +12,7 @@
 
 struct diag {
 	char **msgs;
+	unsigned char *is_error;	/* per message */
 	size_t n, cap;
 	size_t n_errors;	/* msgs that are errors (the rest are warnings) */
 };
@@ -30,6 +31,9 @@ void diag_error_at(struct diag *d, struct loc at, const char *fmt, ...)
 /* Append a warning ("FILE:LINE: warning: message"). */
 void diag_warn_at(struct diag *d, struct loc at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Turn the errors among messages from..n-1 into warnings, each prefixed
+ * with `why` (e.g. "host 'x' left out: "). */
+void diag_demote(struct diag *d, size_t from, const char *why);
 /* Does any message contain this substring? (for tests) */
 int diag_has(const struct diag *d, const char *needle);
 /* Free the messages; the struct itself may be reused. diag_free(NULL) is a no-op. */

@@ -1,4 +1,5 @@
 /* gen.c: see gen.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,19 +92,38 @@ gen_build(struct config *cfg, struct diag *d)
 			g->hosts[i].max_active = (unsigned)((cfg->hosts[i].max_connections +
 			    cfg->g.workers - 1) / cfg->g.workers);
 		/* a host whose config failed would only cause follow-on errors */
-		if (cfg->hosts[i].bad)
+		size_t before = d->n;
+		if (cfg->hosts[i].bad) {
 			ok = 0;
-		else if (tls_host_setup(&g->hosts[i], d) != 0)
-			ok = 0;
+		} else if (tls_host_setup(&g->hosts[i], d) != 0) {
+			if (cfg->g.host_errors == HOST_ERRORS_SKIP) {
+				/* its files failed: serve the others without it */
+				char why[300];
+				snprintf(why, sizeof(why), "host '%s' left out (host_errors = skip): ",
+				    cfg->hosts[i].label);
+				diag_demote(d, before, why);
+				g->hosts[i].skipped = 1;
+				g->n_skipped++;
+			} else {
+				ok = 0;
+			}
+		}
+	}
+	if (g->n_skipped == g->n_hosts && g->n_hosts > 0) {
+		diag_error_at(d, top, "no host could be loaded");
+		ok = 0;
 	}
 	for (size_t i = 0; i < cfg->n_hosts; i++)
-		if (!cfg->hosts[i].bad && place_host(g, &g->hosts[i], d) != 0)
+		if (!cfg->hosts[i].bad && !g->hosts[i].skipped &&
+		    place_host(g, &g->hosts[i], d) != 0)
 			ok = 0;
 	if (!ok)
 		goto err;
 	/* most hosts share the default groups: the base context offers them, so
 	 * only hosts with other groups cost a groups call per connection */
-	const char *base_groups = g->n_hosts ? g->hosts[0].groups : NULL;
+	const char *base_groups = NULL;
+	for (size_t i = 0; i < g->n_hosts && base_groups == NULL; i++)
+		base_groups = g->hosts[i].skipped ? NULL : g->hosts[i].groups;
 	if ((g->base_ctx = tls_base_ctx_new(cfg->g.session_cache_size, d, top)) == NULL)
 		goto err;
 	if (cfg->g.ticket_key_file != NULL && tls_ticket_keys_load(cfg->g.ticket_key_file,

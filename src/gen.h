@@ -32,6 +32,7 @@ struct host {
 	struct allow_list allow;	/* client_allow, parsed; empty: any verified client */
 	unsigned max_active;		/* this worker's share of max_connections; 0: none */
 	unsigned active;		/* this worker's connections to the host (per process) */
+	int skipped;			/* host_errors = skip left it out */
 };
 
 struct listener {
@@ -57,6 +58,7 @@ struct ticket_keys {
 struct generation {
 	struct config *cfg;
 	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
+	size_t n_skipped;		/* hosts left out by host_errors = skip */
 	struct host *hosts;
 	size_t n_hosts;
 	struct listener *listeners;
