@@ -678,3 +678,41 @@ def connect_from(src_ip, port, host="127.0.0.1", timeout=10.0):
         s.close()
         raise
     return s
+
+
+def start_nginx(d, port, text=None, listen_extra="", log_format=None, server_extra=""):
+    """A real nginx on 127.0.0.1:port serving text (if given) for every path,
+    in its own directory under d; returns (Popen, access log path), or
+    (None, None) when nginx is missing. listen_extra goes on the listen line
+    (e.g. "http2", "proxy_protocol"), log_format is an nginx log_format
+    string for the access log, server_extra goes inside server { }."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        return None, None
+    root = os.path.join(d, "nginx-%d" % port)
+    os.makedirs(os.path.join(root, "html"), exist_ok=True)
+    if text is not None:
+        with open(os.path.join(root, "html", "index.html"), "w") as f:
+            f.write(text)
+    log = os.path.join(root, "access.log")
+    fmt = ("log_format tl '%s';\n  access_log %s tl;" % (log_format, log) if log_format
+           else "access_log %s;" % log)
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+daemon off; master_process off; worker_processes 1; pid %(r)s/nginx.pid;
+error_log %(r)s/error.log;
+events { worker_connections 1024; }
+http {
+  %(fmt)s
+  client_body_temp_path %(r)s; proxy_temp_path %(r)s; fastcgi_temp_path %(r)s;
+  uwsgi_temp_path %(r)s; scgi_temp_path %(r)s;
+  server { listen 127.0.0.1:%(p)d %(l)s; root %(r)s/html;
+           location / { try_files $uri /index.html; } %(s)s }
+}
+""" % {"r": root, "p": port, "s": server_extra, "l": listen_extra, "fmt": fmt})
+    p = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    cleanup(lambda: (p.kill(), p.wait()))
+    wait_listening(port, proc=p)
+    return p, log

@@ -3,14 +3,12 @@ common is refused with no_application_protocol; a client offering no ALPN
 still gets in; a host without `alpn` ignores what clients offer; backend.h2
 sends h2 connections to their own backend. With nginx, curl --http2 goes end
 to end to an h2c backend."""
-import os
 import re
-import shutil
 import ssl
 import subprocess
 
-from harness import (HttpBackend, Tlsfront, check, cleanup, client_context, free_port,
-                     make_ca, make_cert, run, s_client, tls_connect, tmpdir, wait_port)
+from harness import (HttpBackend, Tlsfront, check, client_context, free_port, make_ca,
+                     make_cert, run, s_client, start_nginx, tls_connect, tmpdir)
 
 
 def request(port, sni, alpn=None, tls12=False):
@@ -39,35 +37,6 @@ def request(port, sni, alpn=None, tls12=False):
     return proto, bytes(data).partition(b"\r\n\r\n")[2].decode()
 
 
-def start_nginx_h2c(d, port):
-    """nginx speaking cleartext HTTP/2 (prior knowledge) on port, or None."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        return None
-    root = os.path.join(d, "nginx")
-    os.makedirs(os.path.join(root, "html"), exist_ok=True)
-    with open(os.path.join(root, "html", "index.html"), "w") as f:
-        f.write("hello over h2c\n")
-    conf = os.path.join(root, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-daemon off; master_process off; worker_processes 1; pid %(r)s/nginx.pid;
-error_log %(r)s/error.log;
-events { worker_connections 64; }
-http {
-  access_log %(r)s/access.log;
-  client_body_temp_path %(r)s; proxy_temp_path %(r)s; fastcgi_temp_path %(r)s;
-  uwsgi_temp_path %(r)s; scgi_temp_path %(r)s;
-  server { listen 127.0.0.1:%(p)d http2; root %(r)s/html; }
-}
-""" % {"r": root, "p": port})
-    p = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    cleanup(lambda: (p.kill(), p.wait()))
-    wait_port(port)
-    return p
-
-
 def main():
     d = tmpdir()
     ca = make_ca(d)
@@ -78,7 +47,9 @@ def main():
     b_h2 = HttpBackend("h2")
     b_plain = HttpBackend("plain")
     h2c_port = free_port()
-    have_nginx = start_nginx_h2c(d, h2c_port) is not None
+    # nginx speaking cleartext HTTP/2 (prior knowledge)
+    have_nginx = start_nginx(d, h2c_port, "hello over h2c\n", listen_extra="http2")[0] \
+        is not None
     hosts = {
         "web": {"cert": web[0], "key": web[1], "backend": "127.0.0.1:%d" % b_http1.port,
                 "alpn": "h2 http/1.1", "backend.h2": "127.0.0.1:%d" % b_h2.port},

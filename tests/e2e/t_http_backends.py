@@ -1,39 +1,9 @@
 """curl to two plaintext HTTP backends through two hosts on one port, one of
 them a real nginx; a Python ssl client; the access log names host and backend."""
-import os
-import shutil
 import subprocess
 
-from harness import (HttpBackend, Tlsfront, check, cleanup, free_port, http_get,
-                     make_ca, make_cert, run, tmpdir, wait_port, client_context)
-
-
-def start_nginx(d, port, text):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        return None
-    root = os.path.join(d, "nginx")
-    os.makedirs(os.path.join(root, "html"), exist_ok=True)
-    with open(os.path.join(root, "html", "index.html"), "w") as f:
-        f.write(text)
-    conf = os.path.join(root, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-daemon off; master_process off; worker_processes 1; pid %(r)s/nginx.pid;
-error_log %(r)s/error.log;
-events { worker_connections 64; }
-http {
-  access_log %(r)s/access.log;
-  client_body_temp_path %(r)s; proxy_temp_path %(r)s; fastcgi_temp_path %(r)s;
-  uwsgi_temp_path %(r)s; scgi_temp_path %(r)s;
-  server { listen 127.0.0.1:%(p)d; root %(r)s/html; }
-}
-""" % {"r": root, "p": port})
-    p = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    cleanup(lambda: (p.kill(), p.wait()))
-    wait_port(port)
-    return p
+from harness import (HttpBackend, Tlsfront, check, free_port, http_get, make_ca, make_cert,
+                     run, start_nginx, tmpdir, client_context)
 
 
 def main():
@@ -43,7 +13,7 @@ def main():
     blog = make_cert(d, "blog", ["blog.test"], ca=ca)
     b_shop = HttpBackend("shop")
     nginx_port = free_port()
-    have_nginx = start_nginx(d, nginx_port, "hello from nginx\n") is not None
+    have_nginx = start_nginx(d, nginx_port, "hello from nginx\n")[0] is not None
     if not have_nginx:
         b_blog = HttpBackend("blog")
         blog_port = b_blog.port

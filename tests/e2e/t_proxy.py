@@ -40,8 +40,8 @@ import threading
 import time
 
 from harness import (TLSFRONT, MiniCA, Tlsfront, check, cleanup, client_context,
-                     connect_from, free_port, make_ca, make_cert, openssl, run, tmpdir,
-                     wait_for, wait_listening)
+                     connect_from, free_port, make_ca, make_cert, openssl, run, start_nginx,
+                     tmpdir, wait_for, wait_listening)
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 CLIENT_IP = "127.0.0.3"         # not listed in accept_proxy
@@ -628,36 +628,12 @@ def test_v1_and_off(tf, pb):
 
 # ------------------------------------------------------------------ 3: nginx
 
-def start_nginx(d, port):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        return None
-    root = os.path.join(d, "nginx")
-    os.makedirs(os.path.join(root, "html"), exist_ok=True)
-    with open(os.path.join(root, "html", "index.html"), "w") as f:
-        f.write("hello from nginx\n")
-    conf = os.path.join(root, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""
-daemon off; master_process off; worker_processes 1; pid %(r)s/nginx.pid;
-error_log %(r)s/error.log;
-events { worker_connections 64; }
-http {
-  log_format pp 'pp=$proxy_protocol_addr:$proxy_protocol_port '
-                'ppdst=$proxy_protocol_server_addr:$proxy_protocol_server_port '
-                'peer=$remote_addr "$request"';
-  access_log %(r)s/access.log pp;
-  client_body_temp_path %(r)s; proxy_temp_path %(r)s; fastcgi_temp_path %(r)s;
-  uwsgi_temp_path %(r)s; scgi_temp_path %(r)s;
-  server { listen 127.0.0.1:%(p)d proxy_protocol; root %(r)s/html;
-           location / { try_files $uri /index.html; } }
-}
-""" % {"r": root, "p": port})
-    p = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    cleanup(lambda: (p.kill(), p.wait()))
-    wait_listening(port, proc=p)
-    return os.path.join(root, "access.log")
+def nginx_pp(d, port):
+    """nginx reading the PROXY protocol; returns its access log path."""
+    return start_nginx(d, port, "hello from nginx\n", listen_extra="proxy_protocol",
+                       log_format="pp=$proxy_protocol_addr:$proxy_protocol_port "
+                       "ppdst=$proxy_protocol_server_addr:$proxy_protocol_server_port "
+                       "peer=$remote_addr \"$request\"")[1]
 
 
 def https_get_from(port, sni, path, src_ip=CLIENT_IP):
@@ -1076,7 +1052,7 @@ def main():
     pb = ProxyBackend()
     port = free_port()
     nginx_port = free_port()
-    nginx_log = start_nginx(d, nginx_port)
+    nginx_log = nginx_pp(d, nginx_port)
     hp1, hp2, hp3 = free_port(), free_port(), free_port()
     back = "127.0.0.1:%d" % pb.port
     crt = {"cert": ec[0], "key": ec[1]}
