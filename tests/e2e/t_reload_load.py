@@ -1,0 +1,89 @@
+"""20 reloads, one a second, during 20 seconds of load: h2load keeping 8
+HTTP/1.1 keep-alive connections busy, plus a client making new connections
+all along, through tlsfront to nginx; the certificate is swapped before the
+10th reload. No request fails, and the new certificate is served after."""
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import (Tlsfront, cert_of, check, cleanup, client_context, free_port, http_get,
+                     make_ca, make_cert, run, start_nginx, tmpdir, wait_for)
+
+
+def served_cert(port):
+    s = client_context().wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                              timeout=10))
+    der = s.getpeercert(binary_form=True)
+    s.close()
+    return hashlib.sha256(der).hexdigest()
+
+
+def main():
+    d = tmpdir()
+    ca = make_ca(d)
+    c1 = make_cert(d, "one", ["load.test"], ca=ca)
+    c2 = make_cert(d, "two", ["load.test"], ca=ca)
+    nport = free_port()
+    proc, _ = start_nginx(d, nport, "hello under load\n")
+    check(proc is not None, "nginx is there to be the backend")
+    live = os.path.join(d, "live")
+    os.makedirs(live)
+    os.symlink(c1[0], os.path.join(live, "cert.pem"))
+    os.symlink(c1[1], os.path.join(live, "cert.key"))
+    tf = Tlsfront(d, {"load": {"cert": os.path.join(live, "cert.pem"),
+                               "key": os.path.join(live, "cert.key"),
+                               "backend": "127.0.0.1:%d" % nport, "default": "yes"}},
+                  workers=2, global_extra={"shutdown_timeout": "60s"})
+    before = served_cert(tf.port)
+
+    h2 = subprocess.Popen(["h2load", "--h1", "-c", "8", "-t", "1", "-D", "20",
+                           "https://127.0.0.1:%d/" % tf.port],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cleanup(lambda: h2.poll() is None and h2.kill())
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def new_conns():
+        while not stop.is_set():
+            try:
+                if http_get(tf.port, "load.test", "/") != b"hello under load\n":
+                    errors.append("bad body")
+                done[0] += 1
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+    t = threading.Thread(target=new_conns)
+    t.start()
+    for i in range(20):
+        if i == 9:
+            for name, src in (("cert.pem", c2[0]), ("cert.key", c2[1])):
+                os.remove(os.path.join(live, name))
+                os.symlink(src, os.path.join(live, name))
+        n = len(re.findall(r"reloaded: ", tf.log()))
+        tf.proc.send_signal(signal.SIGHUP)
+        tf.wait_log(r"reloaded: ", count=n + 1, what="reload %d" % (i + 1))
+        time.sleep(1.0)   # pacing: one reload a second, as the load runs
+    out, _ = h2.communicate(timeout=60)
+    stop.set()
+    t.join(30)
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored", out)
+    check(m is not None, "h2load reports its requests: %s" % out[-600:])
+    total, started, fin, ok, failed, errored = map(int, m.groups())
+    check(ok > 100 and failed == 0 and errored == 0,
+          "h2load over 20 reloads: %d succeeded, %d failed, %d errored" % (ok, failed, errored))
+    check(not errors and done[0] > 20,
+          "new connections during the reloads: %d done, errors %r" % (done[0], errors[:3]))
+    after = served_cert(tf.port)
+    check(before != after and after == hashlib.sha256(cert_of(open(c2[0]).read())).hexdigest(),
+          "the swapped certificate is served after the reloads")
+    wait_for(lambda: len(tf.workers()) == 2, 70, "old generations to finish")
+    check(len(tf.workers()) == 2, "no stray worker generation is left")
+    check(tf.stop() == 0, "tlsfront exits 0")
+
+
+run(main)
