@@ -19,4 +19,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libssl-dev libevent-dev libinih-dev libcmocka-dev \
-	openssl ca-certificates curl python3 nginx-light haproxy procps >/dev/null
+	openssl ca-certificates curl python3 nginx-light haproxy procps nghttp2-client \
+	prometheus >/dev/null
