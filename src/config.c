@@ -75,6 +75,7 @@ static const struct keydef keys[K_COUNT] = {
 	[K_G_ACCEPT_PROXY] = { "accept_proxy", S_GLOBAL, T_CIDRS, G(accept_proxy), 0, 0, NULL },
 	[K_G_MAX_CONNECTIONS] = { "max_connections", S_GLOBAL, T_INT, G(max_connections),
 	    0, 10000000, "0" },
+	[K_G_STATS_LISTEN] = { "stats_listen", S_GLOBAL, T_ADDR, G(stats_listen), 0, 0, NULL },
 	[K_G_TICKET_KEY_FILE] = { "ticket_key_file", S_GLOBAL, T_PATH, G(ticket_key_file),
 	    0, 0, NULL },
 	[K_G_TICKET_KEY_ROTATION] = { "ticket_key_rotation", S_GLOBAL, T_DURATION,
@@ -126,6 +127,8 @@ static const struct keydef keys[K_COUNT] = {
 	    0, 10000000, "0" },
 	[K_SESSION_TICKETS] = { "session_tickets", HOST_SCOPE, T_BOOL, H(session_tickets),
 	    0, 0, "on" },
+	[K_KEYLOG_FILE] = { "keylog_file", HOST_SCOPE, T_PATH, H(keylog_file), 0, 0, NULL },
+	[K_OCSP_FILE] = { "ocsp_file", S_HOST, T_PATH, H(ocsp_file), 0, 0, NULL },
 };
 
 /* ------------------------------------------------------------------ */

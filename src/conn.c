@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "proxy.h"
+#include "stats.h"
 #include "worker.h"
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
@@ -111,6 +112,68 @@ log_access(struct conn *c, const char *reason)
 	    (long)ms_since(c, &c->start), reason);
 }
 
+/* Position of the connection's host in its generation (for stats.h). */
+static size_t
+host_index(const struct conn *c)
+{
+	return (size_t)(c->tls.host - c->w->gen->hosts);
+}
+
+/*
+ * Why a connection that ends before its handshake completed failed
+ * (enum stats_hs_reason), or -1 when its host's max_connections refused it.
+ * Matches the reasons tls.c and describe() write.
+ */
+static int
+handshake_failure(const struct conn *c, const char *reason)
+{
+	const char *f = c->tls.fail;
+
+	if (c->state == CONN_PROXY)
+		return strcmp(reason, "PROXY header timeout") == 0 ? HS_TIMEOUT :
+		    strncmp(reason, "PROXY header", 12) == 0 ? HS_PROXY_HEADER : HS_OTHER;
+	if (f != NULL) {
+		if (strcmp(f, "host max_connections reached") == 0)
+			return -1;
+		if (strcmp(f, "unknown server name") == 0 ||
+		    strcmp(f, "no server name and no default host") == 0)
+			return HS_UNKNOWN_SNI;
+		if (strcmp(f, "no common ALPN protocol") == 0)
+			return HS_NO_ALPN;
+		if (strncmp(f, "client certificate", 18) == 0)
+			return HS_CLIENT_CERT;
+		return HS_OTHER;
+	}
+	if (strcmp(reason, "handshake timeout") == 0)
+		return HS_TIMEOUT;
+	if (strstr(reason, "peer did not return a certificate") != NULL)
+		return HS_CLIENT_CERT;
+	if (strstr(reason, "client TLS error: ") != NULL)
+		return HS_PROTOCOL;
+	if (strstr(reason, "client closed") != NULL || strstr(reason, "client error") != NULL)
+		return HS_CLOSED;
+	return HS_OTHER;
+}
+
+/* The metrics of a connection that ends (stats.h). */
+static void
+count_close(const struct conn *c, const char *reason)
+{
+	stats_add(SG_ENDED, 1);
+	if (c->stats_counted) {
+		size_t h = host_index(c);
+		stats_host_add(h, SH_CLOSED, 1);
+		stats_host_add(h, SH_BYTES_IN, c->relay.bytes[0]);
+		stats_host_add(h, SH_BYTES_OUT, c->relay.bytes[1]);
+	} else if (c->state == CONN_PROXY || c->state == CONN_HANDSHAKE) {
+		int why = handshake_failure(c, reason);
+		if (why >= 0)
+			stats_add(SG_HS_FAIL + (unsigned)why, 1);
+		else
+			stats_host_add(host_index(c), SH_REFUSED, 1);
+	}
+}
+
 void
 conn_close(struct conn *c, const char *reason)
 {
@@ -118,6 +181,7 @@ conn_close(struct conn *c, const char *reason)
 
 	if (c->state == CONN_CLOSED)
 		return;
+	count_close(c, reason);
 	log_access(c, reason);
 	c->state = CONN_CLOSED;
 	if (c->tls.counted)
@@ -258,6 +322,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	case CONN_CONNECTING:
+		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
 		send_close_notify(c);
 		conn_close(c, "backend connect timeout");
 		return;
@@ -336,6 +401,7 @@ on_backend_event(struct bufferevent *bev, short what, void *arg)
 	char buf[300];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		stats_connect_time(host_index(c), stats_clock_us() - c->dial_us);
 		if (send_proxy_header(c) != 0) {
 			send_close_notify(c);
 			conn_close(c, "cannot build the PROXY header");
@@ -349,6 +415,7 @@ on_backend_event(struct bufferevent *bev, short what, void *arg)
 	}
 	snprintf(buf, sizeof(buf), "backend connect failed: %s",
 	    strerror(EVUTIL_SOCKET_ERROR()));
+	stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
 	send_close_notify(c);
 	conn_close(c, buf);
 	(void)bev;
@@ -368,9 +435,11 @@ dial_backend(struct conn *c)
 	/* hold what the client sends until the backend is there */
 	bufferevent_setcb(c->client, NULL, NULL, NULL, c);
 	bufferevent_disable(c->client, EV_READ);
+	c->dial_us = stats_clock_us();
 	c->backend = backend_dial(c->w->base, c->backend_addr);
 	if (c->backend == NULL) {
 		snprintf(buf, sizeof(buf), "backend connect failed: %s", strerror(errno));
+		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
 		send_close_notify(c);
 		conn_close(c, buf);
 		return;
@@ -409,6 +478,10 @@ on_handshake_event(struct bufferevent *bev, short what, void *arg)
 	char buf[300];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		stats_host_add(host_index(c), SH_OPENED, 1);
+		if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
+			stats_host_add(host_index(c), SH_RESUMED, 1);
+		c->stats_counted = 1;
 		dial_backend(c);
 		return;
 	}
@@ -552,6 +625,7 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 		w->conns->prev = c;
 	w->conns = c;
 	w->n_conns++;
+	stats_add(SG_ACCEPTED, 1);
 	/* the handshake deadline covers a PROXY header too */
 	conn_arm_timer(c, l->handshake_timeout_ms);
 	if (must_send_proxy(w, sa)) {

@@ -13,6 +13,7 @@
 #ifndef TLSFRONT_CONN_H
 #define TLSFRONT_CONN_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -43,6 +44,8 @@ struct conn {
 	size_t proxy_len;
 	struct timeval start;
 	int close_notify_sent;
+	int stats_counted;		/* handshake done: counted as a connection of its host */
+	uint64_t dial_us;		/* when the backend connect started (stats_clock_us) */
 };
 
 /*

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -87,6 +88,7 @@ gen_build(struct config *cfg, struct diag *d)
 	g->n_hosts = cfg->n_hosts;
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
 		g->hosts[i].cfg = &cfg->hosts[i];
+		g->hosts[i].keylog_fd = -1;
 		/* limits are shared out between the worker processes */
 		if (cfg->hosts[i].max_connections > 0)
 			g->hosts[i].max_active = (unsigned)((cfg->hosts[i].max_connections +
@@ -136,6 +138,8 @@ gen_build(struct config *cfg, struct diag *d)
 	for (size_t i = 0; i < g->n_hosts; i++)
 		g->hosts[i].groups_as_base = base_groups && g->hosts[i].groups &&
 		    strcmp(g->hosts[i].groups, base_groups) == 0;
+	/* so that reloads, which run as the user, can reopen them */
+	tls_give_files(g, cfg->g.user, cfg->g.group);
 	g->cfg = cfg;
 	return g;
 err:
@@ -161,6 +165,9 @@ gen_free(struct generation *g)
 		free(h->groups);
 		free(h->alpn_wire);
 		allow_list_free(&h->allow);
+		if (h->keylog_fd >= 0)
+			close(h->keylog_fd);
+		free(h->ocsp);
 	}
 	free(g->hosts);
 	for (size_t i = 0; i < g->n_listeners; i++)

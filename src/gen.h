@@ -33,6 +33,11 @@ struct host {
 	unsigned max_active;		/* this worker's share of max_connections; 0: none */
 	unsigned active;		/* this worker's connections to the host (per process) */
 	int skipped;			/* host_errors = skip left it out */
+	int keylog_fd;			/* keylog_file, O_APPEND, shared by the workers; -1: none */
+	int keylog_created;		/* this generation created the file */
+	unsigned char *ocsp;		/* ocsp_file: the DER response to staple, NULL: none */
+	size_t ocsp_len;
+	time_t ocsp_next_update;	/* stapled until then; 0: the response has no nextUpdate */
 };
 
 struct listener {

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "notify.h"
 #include "priv.h"
+#include "stats.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -55,6 +56,7 @@ struct sup {
 	struct drainer draining[MAX_DRAINING];
 	size_t n_draining;
 	unsigned reloads_ok, reloads_failed;
+	struct stats *st;		/* metrics (stats.c); NULL: none */
 };
 
 static long long
@@ -174,11 +176,15 @@ static pid_t
 spawn(struct sup *sp, int slot)
 {
 	pid_t parent = getpid();
+	int sb = stats_block_take(sp->st);	/* the new worker's counters */
 	pid_t pid = fork();
 
-	if (pid != 0)
+	if (pid != 0) {
+		stats_block_bind(sp->st, sb, pid);
 		return pid;
+	}
 	/* child */
+	stats_worker_init(sp->st, sb);
 	char role[32];
 	size_t nl = sp->socks.n;
 	int *mine = calloc(nl ? nl : 1, sizeof(int));
@@ -262,6 +268,7 @@ reload(struct sup *sp)
 	if (ng == NULL || sockset_build(&ns, &sp->socks, ng, n) != 0 ||
 	    (nslots_v = calloc((size_t)n, sizeof(*nslots_v))) == NULL) {
 		sp->reloads_failed++;
+		stats_reload_done(sp->st, 0);
 		log_error("reload failed; still serving the previous configuration "
 		    "(%u reloads failed so far)", sp->reloads_failed);
 		sockset_close(&ns);
@@ -283,10 +290,13 @@ reload(struct sup *sp)
 	sp->g = ng;
 	sp->slots = nslots_v;
 	sp->nslots = n;
+	stats_generation(sp->st, ng);	/* before the new workers take counters */
 	log_setup((enum log_dest)ng->cfg->g.log_dest, (enum log_level)ng->cfg->g.log_level);
+	(void)stats_listen(sp->st, &ng->cfg->g.stats_listen);	/* failing: the old one stays */
 	for (int s = 0; s < n; s++)
 		start_slot(sp, s, now);
 	sp->reloads_ok++;
+	stats_reload_done(sp->st, 1);
 	log_info("reloaded: %zu hosts, %zu listeners, %d workers", ng->n_hosts,
 	    ng->n_listeners, n);
 	notify_send("READY=1");
@@ -300,6 +310,7 @@ reap(struct sup *sp, int stopping, long long now)
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		stats_worker_gone(sp->st, pid);	/* its counts join the retired totals */
 		for (size_t i = 0; i < sp->n_draining; i++)
 			if (sp->draining[i].pid == pid) {
 				sp->draining[i] = sp->draining[--sp->n_draining];
@@ -317,6 +328,7 @@ reap(struct sup *sp, int stopping, long long now)
 			else
 				log_error("worker %d (pid %d) exited with status %d; restarting",
 				    s, (int)pid, WEXITSTATUS(st));
+			stats_worker_restart(sp->st);
 			/* a worker that dies at once would otherwise fork in a loop */
 			sp->slots[s].respawn_at_ms = now - sp->slots[s].started_ms <
 			    RESPAWN_DELAY_MS ? now + RESPAWN_DELAY_MS : now;
@@ -344,6 +356,14 @@ supervisor_run(struct generation *g, const char *path)
 		rc = 1;
 		goto out;
 	}
+	/* the counters all workers share, made once before any fork, and the
+	 * metrics socket, bound while we may still be root */
+	sp.st = stats_new(0, g->n_hosts * 2 > STATS_MIN_HOSTS ? g->n_hosts * 2 : 0);
+	stats_generation(sp.st, g);
+	if (stats_listen(sp.st, &g->cfg->g.stats_listen) != 0) {
+		rc = 1;
+		goto out;
+	}
 	/* sockets are bound and keys read: from here on (reloads included) we
 	 * run as the configured user */
 	if (priv_drop(g->cfg->g.user, g->cfg->g.group) != 0) {
@@ -365,9 +385,7 @@ supervisor_run(struct generation *g, const char *path)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	for (;;) {
-		struct timespec ts = { 0, 200 * 1000000L };
-		siginfo_t info;
-		int sig = sigtimedwait(&set, &info, &ts);
+		int sig = stats_wait(sp.st, &set, 200);	/* serves metrics meanwhile */
 		long long now = now_ms();
 		int alive = 0;
 
@@ -423,5 +441,6 @@ out:
 	sockset_close(&sp.socks);
 	free(sp.slots);
 	gen_free(sp.g);
+	stats_free(sp.st);
 	return rc;
 }

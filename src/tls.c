@@ -1,6 +1,10 @@
 /* tls.c: see tls.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -9,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/ocsp.h>
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -682,6 +687,292 @@ sid_context(const char *label, unsigned char out[SSL_MAX_SID_CTX_LENGTH])
 	memcpy(out, md, SSL_MAX_SID_CTX_LENGTH);
 }
 
+/* ---- keylog_file and ocsp_file ------------------------------------------- */
+
+/*
+ * OpenSSL calls the keylog and status callbacks of the SSL's current context
+ * (ssl->ctx), which switch_host has made the host's: the base context has
+ * neither, so only hosts that set these keys pay for them.
+ */
+
+/* One NSS key log line ("LABEL CLIENT_RANDOM SECRET", the format of
+ * SSLKEYLOGFILE) per call: one write(2) on an O_APPEND descriptor that every
+ * worker shares is one atomic append, so lines of several workers never mix. */
+static void
+keylog_cb(const SSL *ssl, const char *line)
+{
+	const struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+	const struct host *h = info != NULL ? info->host : NULL;
+	char buf[512], *out = buf;
+	size_t n = strlen(line);
+
+	if (h == NULL || h->keylog_fd < 0)
+		return;
+	if (n + 1 > sizeof(buf) && (out = malloc(n + 1)) == NULL)
+		return;
+	memcpy(out, line, n);
+	out[n] = '\n';
+	if (write(h->keylog_fd, out, n + 1) != (ssize_t)(n + 1))
+		log_debug("host %s: keylog_file: short write", h->cfg->label);
+	OPENSSL_cleanse(out, n + 1);
+	if (out != buf)
+		free(out);
+}
+
+static int
+open_keylog(struct host *h, SSL_CTX *ctx, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	struct loc at = c->loc[K_KEYLOG_FILE];
+	struct stat st;
+	int fd;
+
+	/* create it private; an existing file keeps its owner and mode */
+	fd = open(c->keylog_file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOCTTY | O_NONBLOCK, 0600);
+	if (fd >= 0)
+		h->keylog_created = 1;
+	else if (errno == EEXIST)
+		fd = open(c->keylog_file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		diag_error_at(d, at, "keylog_file: cannot open %s for writing: %s", c->keylog_file,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		diag_error_at(d, at, "keylog_file: %s is not a regular file", c->keylog_file);
+		close(fd);
+		return -1;
+	}
+	h->keylog_fd = fd;
+	SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+	diag_warn_at(d, at, "host '%s': keylog_file is set: TLS secrets of its connections "
+	    "are written to %s; anyone who can read it can decrypt them", c->label,
+	    c->keylog_file);
+	if (st.st_mode & 0077)
+		diag_warn_at(d, at, "host '%s': keylog_file %s is readable or writable by "
+		    "others than its owner (mode %04o)", c->label, c->keylog_file,
+		    (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+void
+tls_give_files(struct generation *g, const char *user, const char *group)
+{
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
+
+	if (user == NULL || geteuid() != 0 || (pw = getpwnam(user)) == NULL)
+		return;	/* priv_drop reports an unknown user */
+	gid = pw->pw_gid;
+	if (group != NULL && (gr = getgrnam(group)) != NULL)
+		gid = gr->gr_gid;
+	for (size_t i = 0; i < g->n_hosts; i++) {
+		struct host *h = &g->hosts[i];
+		if (h->keylog_fd >= 0 && h->keylog_created &&
+		    fchown(h->keylog_fd, pw->pw_uid, gid) != 0)
+			log_warn("host %s: keylog_file %s: cannot give it to user %s: %s",
+			    h->cfg->label, h->cfg->keylog_file, user, strerror(errno));
+	}
+}
+
+/* Staple the host's response when the client asked (status_request). */
+static int
+status_cb(SSL *ssl, void *arg)
+{
+	const struct host *h = arg;
+	unsigned char *copy;
+
+	if (h->ocsp == NULL || (h->ocsp_next_update != 0 && time(NULL) > h->ocsp_next_update))
+		return SSL_TLSEXT_ERR_NOACK;	/* none, or expired since it was read */
+	/* OpenSSL frees the response with the connection: give it a copy */
+	if ((copy = OPENSSL_memdup(h->ocsp, h->ocsp_len)) == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)h->ocsp_len) != 1) {
+		OPENSSL_free(copy);
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+#define OCSP_MAX_SIZE (1024 * 1024)
+#define OCSP_SKEW_SECS 300	/* a thisUpdate this far ahead of our clock is accepted */
+
+/* The whole file (at most max bytes) in *out (malloc'd). Returns 0 or -1 with errno. */
+static int
+read_small_file(const char *path, size_t max, unsigned char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rbe");
+	unsigned char *buf = NULL;
+	size_t n = 0;
+
+	if (f == NULL)
+		return -1;
+	if ((buf = malloc(max + 1)) != NULL)
+		n = fread(buf, 1, max + 1, f);
+	if (buf == NULL || ferror(f) || n > max) {
+		int e = buf == NULL ? ENOMEM : n > max ? EFBIG : EIO;
+		free(buf);
+		fclose(f);
+		errno = e;
+		return -1;
+	}
+	fclose(f);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static const char *
+asn1_time_text(const ASN1_TIME *t, char *buf, size_t n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int len = 0;
+
+	buf[0] = '\0';
+	if (b != NULL && ASN1_TIME_print(b, t) == 1 && (len = BIO_read(b, buf, (int)n - 1)) > 0)
+		buf[len] = '\0';
+	BIO_free(b);
+	return buf;
+}
+
+/*
+ * ocsp_file: a DER OCSP response, checked here (it parses, its status is
+ * successful, it speaks of the leaf, its signature verifies with the leaf's
+ * issuer, the next certificate of the chain) and kept to staple. An expired
+ * response, or one not valid yet, is a warning and is not stapled.
+ */
+static int
+load_ocsp(struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	struct loc at = c->loc[K_OCSP_FILE];
+	STACK_OF(X509) *chain = NULL, *signers = NULL;
+	X509 *issuer;
+	X509_STORE *store = NULL;
+	OCSP_RESPONSE *resp = NULL;
+	OCSP_BASICRESP *bs = NULL;
+	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	int status = -1, reason, rc = -1, found = 0;
+	char err[256], t1[64];
+
+	if (check_readable("ocsp_file", c->ocsp_file, at, d) != 0)
+		return -1;
+	if (read_small_file(c->ocsp_file, OCSP_MAX_SIZE, &der, &len) != 0) {
+		diag_error_at(d, at, "ocsp_file: cannot read %s: %s", c->ocsp_file,
+		    errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+		return -1;
+	}
+	p = der;
+	if (len == 0 || (resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) == NULL ||
+	    p != der + len) {
+		ERR_clear_error();
+		diag_error_at(d, at, "ocsp_file: %s is not a DER OCSP response", c->ocsp_file);
+		goto out;
+	}
+	if ((status = OCSP_response_status(resp)) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+		diag_error_at(d, at, "ocsp_file: %s: the response status is '%s', not "
+		    "'successful'", c->ocsp_file, OCSP_response_status_str(status));
+		goto out;
+	}
+	if ((bs = OCSP_response_get1_basic(resp)) == NULL) {
+		ERR_clear_error();
+		diag_error_at(d, at, "ocsp_file: %s holds no basic OCSP response", c->ocsp_file);
+		goto out;
+	}
+	SSL_CTX_get0_chain_certs(ctx, &chain);
+	if (chain == NULL || sk_X509_num(chain) == 0) {
+		diag_error_at(d, at, "ocsp_file: the cert file %s holds no issuer certificate "
+		    "after the leaf; it is needed to match the OCSP response", c->cert);
+		goto out;
+	}
+	issuer = sk_X509_value(chain, 0);
+	/* the leaf's CertID with the hash algorithm each single response uses */
+	for (int i = 0; !found && i < OCSP_resp_count(bs); i++) {
+		const OCSP_CERTID *sid = OCSP_SINGLERESP_get0_id(OCSP_resp_get0(bs, i));
+		ASN1_OBJECT *alg = NULL;
+		const EVP_MD *md;
+		OCSP_CERTID *id;
+
+		if (sid == NULL || OCSP_id_get0_info(NULL, &alg, NULL, NULL,
+		    (OCSP_CERTID *)sid) != 1 || (md = EVP_get_digestbyobj(alg)) == NULL)
+			continue;
+		if ((id = OCSP_cert_to_id(md, leaf, issuer)) == NULL)
+			continue;
+		found = OCSP_resp_find_status(bs, id, &status, &reason, &revtime, &thisupd,
+		    &nextupd) == 1;
+		OCSP_CERTID_free(id);
+	}
+	ERR_clear_error();
+	if (!found) {
+		char serial[128] = "?";
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+		char *hex = bn ? BN_bn2hex(bn) : NULL;
+		if (hex != NULL)
+			snprintf(serial, sizeof(serial), "%s", hex);
+		OPENSSL_free(hex);
+		BN_free(bn);
+		diag_error_at(d, at, "ocsp_file: %s is not a response for the certificate of "
+		    "%s (serial %s, issued by the next certificate of that file)", c->ocsp_file,
+		    c->cert, serial);
+		goto out;
+	}
+	/* signed by the issuer, or by a responder it delegated to */
+	if ((signers = sk_X509_new_null()) == NULL || !sk_X509_push(signers, issuer) ||
+	    (store = X509_STORE_new()) == NULL || X509_STORE_add_cert(store, issuer) != 1)
+		goto out;
+	X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+	if (OCSP_basic_verify(bs, signers, store, OCSP_TRUSTOTHER) <= 0) {
+		diag_error_at(d, at, "ocsp_file: %s: the response's signature does not verify "
+		    "with the issuer of %s: %s", c->ocsp_file, c->cert,
+		    tls_error_string(err, sizeof(err)));
+		goto out;
+	}
+	rc = 0;
+	if (status == V_OCSP_CERTSTATUS_REVOKED)
+		diag_warn_at(d, at, "host '%s': CERTIFICATE REVOKED: the OCSP response in %s "
+		    "says its certificate was revoked on %s", c->label, c->ocsp_file,
+		    revtime ? asn1_time_text(revtime, t1, sizeof(t1)) : "?");
+	else if (status != V_OCSP_CERTSTATUS_GOOD)
+		diag_warn_at(d, at, "host '%s': the OCSP response in %s gives the status of its "
+		    "certificate as unknown", c->label, c->ocsp_file);
+	if (nextupd != NULL && X509_cmp_time(nextupd, NULL) <= 0) {
+		diag_warn_at(d, at, "host '%s': the OCSP response in %s expired on %s "
+		    "(nextUpdate); it is not stapled", c->label, c->ocsp_file,
+		    asn1_time_text(nextupd, t1, sizeof(t1)));
+		goto out;
+	}
+	time_t soon = time(NULL) + OCSP_SKEW_SECS;
+	if (thisupd != NULL && X509_cmp_time(thisupd, &soon) > 0) {
+		diag_warn_at(d, at, "host '%s': the OCSP response in %s is not valid before %s "
+		    "(thisUpdate); it is not stapled", c->label, c->ocsp_file,
+		    asn1_time_text(thisupd, t1, sizeof(t1)));
+		goto out;
+	}
+	if (nextupd != NULL) {
+		struct tm tm;
+		if (ASN1_TIME_to_tm(nextupd, &tm) == 1)
+			h->ocsp_next_update = timegm(&tm);
+	}
+	h->ocsp = der;
+	h->ocsp_len = len;
+	der = NULL;
+	SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
+	SSL_CTX_set_tlsext_status_arg(ctx, h);
+out:
+	ERR_clear_error();
+	free(der);
+	X509_STORE_free(store);
+	sk_X509_free(signers);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(resp);
+	return rc;
+}
+
 int
 tls_host_setup(struct host *h, struct diag *d)
 {
@@ -745,6 +1036,8 @@ tls_host_setup(struct host *h, struct diag *d)
 			SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, h);
 		}
 	}
+	if (c->keylog_file != NULL && open_keylog(h, ctx, d) != 0)
+		ok = 0;
 
 	if (c->cert == NULL || c->key == NULL)
 		return -1;	/* already reported by the config loader */
@@ -763,6 +1056,8 @@ tls_host_setup(struct host *h, struct diag *d)
 	if (check_chain_order(h, ctx, leaf, d) != 0)
 		ok = 0;
 	check_validity(h, leaf, d);
+	if (c->ocsp_file != NULL && load_ocsp(h, ctx, leaf, d) != 0)
+		ok = 0;
 
 	if (c->names.n > 0) {
 		for (size_t i = 0; i < c->names.n; i++)

@@ -35,6 +35,11 @@ int tls_init(void);
  * problem goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
 int tls_host_setup(struct host *h, struct diag *d);
 
+/* Started as root with `user` set: give the keylog files this generation
+ * created to that user (and group), so that reloads, which run as that user,
+ * can open them again. */
+void tls_give_files(struct generation *g, const char *user, const char *group);
+
 /* The base context of a generation, with a server session cache of
  * cache_size sessions (0: none). NULL on failure (reported to d). */
 SSL_CTX *tls_base_ctx_new(long cache_size, struct diag *d, struct loc at);

@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -29,6 +30,7 @@ accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
 		time_t now = time(NULL);
 		close(fd);	/* at once: a client waiting in a queue is worse off */
 		w->refused++;
+		stats_add(SG_REFUSED, 1);
 		if (now != w->refused_logged) {
 			w->refused_logged = now;
 			log_warn("max_connections reached (%zu in this worker); refusing new "
