@@ -423,21 +423,27 @@ def tls_connect(port, sni, ctx=None, timeout=10.0):
         raise
 
 
+def recv_all(s):
+    """Read a TLS socket to its end (close_notify or EOF); return the bytes."""
+    data = bytearray()
+    while True:
+        try:
+            b = s.recv(65536)
+        except ssl.SSLZeroReturnError:
+            break
+        if not b:
+            break
+        data += b
+    return bytes(data)
+
+
 def http_get(port, sni, path="/", ctx=None, timeout=20.0):
     """GET over TLS with Connection: close; return the body bytes."""
     s = tls_connect(port, sni, ctx, timeout)
     try:
         s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" %
                    (path, sni)).encode())
-        data = bytearray()
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
     finally:
         s.close()
     head, _, body = bytes(data).partition(b"\r\n\r\n")

@@ -8,7 +8,8 @@ import ssl
 import subprocess
 
 from harness import (HttpBackend, Tlsfront, check, client_context, free_port, make_ca,
-                     make_cert, run, s_client, start_nginx, tls_connect, tmpdir)
+                     make_cert, run, s_client, start_nginx, tls_connect, tmpdir,
+                     recv_all)
 
 
 def request(port, sni, alpn=None, tls12=False):
@@ -23,15 +24,7 @@ def request(port, sni, alpn=None, tls12=False):
         proto = s.selected_alpn_protocol()
         s.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                    % (proto, sni)).encode())
-        data = bytearray()
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
     finally:
         s.close()
     return proto, bytes(data).partition(b"\r\n\r\n")[2].decode()

@@ -8,7 +8,8 @@ import ssl
 import subprocess
 
 from harness import (HttpBackend, Tlsfront, check, client_context, make_ca, make_cert,
-                     pattern_bytes, run, tls_connect, tmpdir)
+                     pattern_bytes, run, tls_connect, tmpdir,
+                     recv_all)
 
 SIZE = 50 * 1024 * 1024
 
@@ -34,15 +35,7 @@ def py_upload(port, ctx, data):
         while view:
             n = s.send(view[:1 << 20])
             view = view[n:]
-        resp = bytearray()
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            resp += b
+        resp = recv_all(s)
     finally:
         s.close()
     return bytes(resp).partition(b"\r\n\r\n")[2]

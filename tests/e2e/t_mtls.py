@@ -37,7 +37,8 @@ import ssl
 import subprocess
 
 from harness import (TLSFRONT, HttpBackend, MiniCA, Tlsfront, check, make_ca, make_cert,
-                     run, s_client, tmpdir)
+                     run, s_client, tmpdir,
+                     recv_all)
 
 ALLOW = "CN:alice DNS:svc.internal URI:spiffe://corp/payments EMAIL:ops@example.com"
 
@@ -188,15 +189,7 @@ def attempt(port, sni, ctx, path, session=None, close_notify=False, log=None):
             # the server reset the connection; what it sent before may
             # still be there to read (an alert)
             r.send_error = str(e)
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
         if r.send_error:
             raise OSError("send failed (%s), then EOF" % r.send_error)
         r.body = data.partition(b"\r\n\r\n")[2].decode("latin-1")

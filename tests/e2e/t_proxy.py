@@ -40,8 +40,8 @@ import threading
 import time
 
 from harness import (TLSFRONT, MiniCA, Tlsfront, check, cleanup, client_context,
-                     connect_from, free_port, make_ca, make_cert, openssl, run, start_nginx,
-                     tmpdir, wait_for, wait_listening)
+                     connect_from, free_port, make_ca, make_cert, openssl, recv_all, run,
+                     start_nginx, tmpdir, wait_for, wait_listening)
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 CLIENT_IP = "127.0.0.3"         # not listed in accept_proxy
@@ -198,19 +198,6 @@ class ProxyBackend:
 
 # ------------------------------------------------------------------ clients
 
-def read_all(s):
-    data = b""
-    while True:
-        try:
-            b = s.recv(65536)
-        except ssl.SSLZeroReturnError:
-            break
-        if not b:
-            break
-        data += b
-    return data
-
-
 class Conn:
     """What one client connection saw."""
     error = None
@@ -247,7 +234,7 @@ def tls_hello(port, sni, tag, ctx=None, src_ip=CLIENT_IP, prefix=b"", split=Fals
     try:
         r.version, r.cipher, r.alpn = s.version(), s.cipher()[0], s.selected_alpn_protocol()
         s.sendall(("hello %s\n" % tag).encode())
-        r.answer = read_all(s).decode("latin-1")
+        r.answer = recv_all(s).decode("latin-1")
         r.session, r.reused = s.session, s.session_reused
         if unwrap:
             try:
@@ -643,7 +630,7 @@ def https_get_from(port, sni, path, src_ip=CLIENT_IP):
     try:
         s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                    % (path, sni)).encode())
-        data = read_all(s)
+        data = recv_all(s)
     finally:
         s.close()
     return addr, data.partition(b"\r\n\r\n")[2]

@@ -9,7 +9,8 @@ import ssl
 
 from harness import (HttpBackend, Tlsfront, check, client_context, free_port, http_get,
                      make_ca, make_cert, run, s_client, served_cert_cn, tls_connect,
-                     tmpdir)
+                     tmpdir,
+                     recv_all)
 
 
 def refused_unrecognized(port, servername):
@@ -25,15 +26,7 @@ def fetch(port, ctx, sni, session=None):
                         server_hostname=sni, session=session)
     try:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
         return s.session, s.session_reused, data.partition(b"\r\n\r\n")[2]
     finally:
         s.close()
