@@ -345,8 +345,11 @@ class Tlsfront:
             self.proc.wait()
 
     def log(self):
+        """The log so far, complete lines only: a line being written (one
+        write(2) each, but a reader can catch it half way) is left out."""
         with open(self.log_path, errors="replace") as f:
-            return f.read()
+            text = f.read()
+        return text[:text.rfind("\n") + 1]
 
     def wait_log(self, regex, timeout=15.0, what=None, count=1):
         rx = re.compile(regex)
