@@ -32,5 +32,14 @@ pass=$(count PASS); fail=$(count FAIL); error=$(count ERROR); xpass=$(count XPAS
 failed=$(( ${fail:-0} + ${error:-0} + ${xpass:-0} ))
 [ -n "$pass" ] || { pass=0; failed=$(( failed + 1 )); }
 if [ $rc -ne 0 ] && [ $failed -eq 0 ]; then failed=1; fi
+
+# The Debian package, built, installed, run and purged: one more test.
+cd "$top"
+if bash scripts/package-test.sh; then
+	pass=$(( pass + 1 ))
+else
+	failed=$(( failed + 1 ))
+	[ $rc -ne 0 ] || rc=1
+fi
 echo "${pass} passed, ${failed} failed, ${skip:-0} skipped"
 exit $rc
