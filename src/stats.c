@@ -85,7 +85,8 @@ struct sbuf {
 	int oom;
 };
 
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 sb_printf(struct sbuf *b, const char *fmt, ...)
@@ -551,7 +552,8 @@ stats_label_escape(const char *s)
 		else if (ok && len == 3)
 			ok = !(ch == 0xE0 && p[1] < 0xA0) && !(ch == 0xED && p[1] >= 0xA0);
 		else if (ok && len == 4)
-			ok = ch <= 0xF4 && !(ch == 0xF0 && p[1] < 0x90) && !(ch == 0xF4 && p[1] >= 0x90);
+			ok = ch <= 0xF4 && !(ch == 0xF0 && p[1] < 0x90) &&
+			    !(ch == 0xF4 && p[1] >= 0x90);
 		if (!ok) {
 			*o++ = '?';
 			p++;
@@ -664,7 +666,8 @@ stats_render(struct stats *st, size_t *len)
 	    "The configuration in use: 1 at start, one more per successful reload.");
 	sb_printf(&b, "tlsfront_config_generation %llu\n", st->gen_no);
 	family(&b, "tlsfront_hosts", "gauge", "Hosts served by the configuration in use.");
-	sb_printf(&b, "tlsfront_hosts %zu\n", st->cur ? st->cur->n - st->cur->n_skipped : (size_t)0);
+	sb_printf(&b, "tlsfront_hosts %zu\n",
+	    st->cur ? st->cur->n - st->cur->n_skipped : (size_t)0);
 	family(&b, "tlsfront_hosts_skipped", "gauge",
 	    "Hosts of the configuration in use left out by host_errors = skip.");
 	sb_printf(&b, "tlsfront_hosts_skipped %zu\n", st->cur ? st->cur->n_skipped : (size_t)0);
@@ -815,7 +818,8 @@ stats_http_answer(struct stats *st, const char *req, size_t len, size_t *outlen)
 	if (body == NULL) {
 		static const char *const plain = "text/plain; charset=utf-8";
 		sb_printf(&b, "HTTP/1.1 %s\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
-		    "Connection: close\r\n\r\n%s\n", status, plain, extra, strlen(status) + 1, status);
+		    "Connection: close\r\n\r\n%s\n", status, plain, extra, strlen(status) + 1,
+		    status);
 	} else {
 		sb_printf(&b, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; "
 		    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,

@@ -292,7 +292,7 @@ reload(struct sup *sp)
 	sp->nslots = n;
 	stats_generation(sp->st, ng);	/* before the new workers take counters */
 	log_setup((enum log_dest)ng->cfg->g.log_dest, (enum log_level)ng->cfg->g.log_level);
-	(void)stats_listen(sp->st, &ng->cfg->g.stats_listen);	/* failing: the old one stays */
+	(void)stats_listen(sp->st, &ng->cfg->g.stats_listen);	/* failing: the old stays */
 	for (int s = 0; s < n; s++)
 		start_slot(sp, s, now);
 	sp->reloads_ok++;

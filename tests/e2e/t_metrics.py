@@ -210,9 +210,8 @@ def main():
     m = parse(text)
     conns = {"shop": 16, "blog": 6, "down": 3, "lim": 3 - refused}
     for h, n in conns.items():
-        check(m['tlsfront_connections_total{host="%s"}' % h] == n,
-              "connections_total{host=%s} == %d (%s)" % (h, n,
-                                                         m['tlsfront_connections_total{host="%s"}' % h]))
+        got = m['tlsfront_connections_total{host="%s"}' % h]
+        check(got == n, "connections_total{host=%s} == %d (%s)" % (h, n, got))
         check(m['tlsfront_connections_open{host="%s"}' % h] == 0, "none of %s open now" % h)
     for h in ("shop", "blog"):
         check(m['tlsfront_received_bytes_total{host="%s"}' % h] == ins[h],

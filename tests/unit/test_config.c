@@ -315,6 +315,32 @@ test_err_listen_unix(void **state)
 }
 
 static void
+test_stats_listen(void **state)
+{
+	struct ctx *x = *state;
+	const struct config *c;
+
+	c = LOAD_OK(x, GLOBAL3 HOST4("a"));
+	assert_int_equal(c->g.stats_listen.len, 0);	/* off by default */
+	config_free(x->c);
+	x->c = NULL;
+	c = LOAD_OK(x, GLOBAL3 "stats_listen = 127.0.0.1:9199\n" HOST4("a"));
+	assert_string_equal(c->g.stats_listen.text, "127.0.0.1:9199");
+	assert_int_equal(c->g.loc[K_G_STATS_LISTEN].line, 4);
+	config_free(x->c);
+	x->c = NULL;
+	c = LOAD_OK(x, GLOBAL3 "stats_listen = unix:/run/tlsfront/stats.sock\n" HOST4("a"));
+	assert_string_equal(c->g.stats_listen.text, "unix:/run/tlsfront/stats.sock");
+	config_free(x->c);
+	x->c = NULL;
+	LOAD_FAILS(x, GLOBAL3 "stats_listen = 9199\n" HOST4("a"));
+	EXPECT_AT(x, "main.ini", 4, "stats_listen: bad address '9199'");
+	diag_free(&x->d);
+	LOAD_FAILS(x, GLOBAL3 HOST4("a") "stats_listen = 127.0.0.1:9199\n");
+	EXPECT_AT(x, "main.ini", 8, "key 'stats_listen' is not allowed in a [host] section");
+}
+
+static void
 test_workers_number(void **state)
 {
 	struct ctx *x = *state;
@@ -1641,6 +1667,7 @@ main(void)
 		T(test_global_listen_default),
 		T(test_global_listen_list),
 		T(test_err_listen_unix),
+		T(test_stats_listen),
 		T(test_workers_number),
 		T(test_workers_bounds_ok),
 		T(test_workers_auto),

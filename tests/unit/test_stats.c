@@ -100,7 +100,8 @@ test_escape(void **state)
 		{ "back\\slash", "back\\\\slash" },
 		{ "new\nline", "new\\nline" },
 		{ "\\\"\n", "\\\\\\\"\\n" },
-		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92",
+		    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92" },
 		{ "bad\xff", "bad?" },
 		{ "\xc0\xaf", "??" },		/* overlong '/' */
 		{ "\xed\xa0\x80", "???" },	/* a UTF-16 surrogate */
@@ -420,7 +421,8 @@ test_http(void **state)
 
 	a = answer(st, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &len);
 	assert_true(starts(a, "HTTP/1.1 200 OK\r\n"));
-	assert_non_null(strstr(a, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+	assert_non_null(strstr(a,
+	    "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
 	assert_non_null(strstr(a, "\r\nConnection: close\r\n"));
 	assert_int_equal(sscanf(strstr(a, "Content-Length: "), "Content-Length: %lu", &cl), 1);
 	body = strstr(a, "\r\n\r\n") + 4;
@@ -476,7 +478,8 @@ test_skipped(void **state)
 	t = render(st);
 	assert_true(value(t, "tlsfront_hosts") == 1);
 	assert_true(value(t, "tlsfront_hosts_skipped") == 1);
-	assert_true(value(t, "tlsfront_certificate_not_after_timestamp_seconds{host=\"good\"}") > 0);
+	assert_true(value(t,
+	    "tlsfront_certificate_not_after_timestamp_seconds{host=\"good\"}") > 0);
 	assert_null(strstr(t, "host=\"broken\""));
 	free(t);
 	stats_free(st);
