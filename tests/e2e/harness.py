@@ -92,12 +92,42 @@ def tmpdir():
     return d
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free TCP port for a server of the test, chosen OUTSIDE the kernel's
+    ephemeral range: a port from that range can be taken, before our server
+    binds it, as the local port of some client connection (tests running in
+    parallel make thousands). Ports taken by this process are not handed out
+    twice."""
+    import random
+    lo, hi = _ephemeral_range()
+    candidates = [(10000, lo - 1)] if lo > 11000 else [(hi + 1, 65535)]
+    for _ in range(200):
+        a, b = candidates[0]
+        port = random.randint(a, b)
+        if port in _given_ports:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _given_ports.add(port)
+        return port
+    raise Fail("no free port outside the ephemeral range")
+
+
+_given_ports = set()
 
 
 def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
