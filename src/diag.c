@@ -12,6 +12,8 @@ diag_vadd(struct diag *d, const char *file, int line, const char *kind,
 {
 	char msg[1024], full[1400];
 
+	if (kind[0] == '\0')
+		d->n_errors++;	/* counted even if storing it fails below */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (line > 0)
 		snprintf(full, sizeof(full), "%s:%d: %s%s", file, line, kind, msg);
@@ -22,7 +24,7 @@ diag_vadd(struct diag *d, const char *file, int line, const char *kind,
 		char **m = realloc(d->msgs, cap * sizeof(*m));
 		unsigned char *e;
 		if (m == NULL)
-			return;	/* out of memory: the count below still fails -t */
+			return;	/* out of memory: the count above still fails -t */
 		d->msgs = m;
 		if ((e = realloc(d->is_error, cap)) == NULL)
 			return;
@@ -56,7 +58,6 @@ diag_error(struct diag *d, const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	diag_vadd(d, file, line, "", fmt, ap);
 	va_end(ap);
-	d->n_errors++;
 }
 
 void
@@ -67,7 +68,6 @@ diag_error_at(struct diag *d, struct loc at, const char *fmt, ...)
 	va_start(ap, fmt);
 	diag_vadd(d, at.file, at.line, "", fmt, ap);
 	va_end(ap);
-	d->n_errors++;
 }
 
 void
