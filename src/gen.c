@@ -141,6 +141,8 @@ gen_build(struct config *cfg, struct diag *d)
 	/* so that reloads, which run as the user, can reopen them */
 	tls_give_files(g, cfg->g.user, cfg->g.group);
 	g->cfg = cfg;
+	/* keep the parsed files this generation uses, for the next reload */
+	tls_files_sweep(&g->files_read, &g->files_unchanged);
 	return g;
 err:
 	if (d->n_errors == 0)

@@ -64,6 +64,8 @@ struct generation {
 	struct config *cfg;
 	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
 	size_t n_skipped;		/* hosts left out by host_errors = skip */
+	unsigned long files_read;	/* certificate and key files parsed for it */
+	unsigned long files_unchanged;	/* ... and found unchanged since a build before */
 	struct host *hosts;
 	size_t n_hosts;
 	struct listener *listeners;

@@ -297,8 +297,9 @@ reload(struct sup *sp)
 		start_slot(sp, s, now);
 	sp->reloads_ok++;
 	stats_reload_done(sp->st, 1);
-	log_info("reloaded: %zu hosts, %zu listeners, %d workers", ng->n_hosts,
-	    ng->n_listeners, n);
+	log_info("reloaded: %zu hosts, %zu listeners, %d workers; %lu certificate and key "
+	    "files read, %lu unchanged", ng->n_hosts, ng->n_listeners, n, ng->files_read,
+	    ng->files_unchanged);
 	notify_send("READY=1");
 	status(sp);
 }

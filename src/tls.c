@@ -538,6 +538,135 @@ check_readable(const char *key, const char *path, struct loc at, struct diag *d)
 	return 0;
 }
 
+/* ---- files read once, while they do not change --------------------------- */
+
+/*
+ * Parsing PEM is most of the cost of a host's context (OpenSSL 3.0 takes
+ * ~0.4 ms for a certificate and its key). The main process keeps what it
+ * parsed, by path, for as long as the file's identity (device, inode, size,
+ * modification and change times) stays the same: a reload re-reads only the
+ * files that changed, so renewing ten certificates among thousands of hosts
+ * stays cheap.
+ */
+struct cached_file {
+	char *path;
+	struct stat st;
+	STACK_OF(X509) *certs;		/* a certificate file: leaf first */
+	EVP_PKEY *key;			/* a key file */
+	int used;			/* by the generation being built */
+};
+
+static struct cached_file *fcache;
+static size_t fcache_n;
+static unsigned long fcache_reads, fcache_hits;
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void
+cached_file_clear(struct cached_file *f)
+{
+	free(f->path);
+	sk_X509_pop_free(f->certs, X509_free);
+	EVP_PKEY_free(f->key);
+	memset(f, 0, sizeof(*f));
+}
+
+/* The certificates (is_key 0) or the key (is_key 1) of path, read now or
+ * earlier. NULL with OpenSSL's error queue (or errno) telling why. The
+ * result belongs to the cache. */
+static struct cached_file *
+fcache_get(const char *path, int is_key)
+{
+	struct cached_file *f = NULL, nf;
+	struct stat st;
+	BIO *bio;
+	X509 *x;
+
+	if (stat(path, &st) != 0)
+		return NULL;
+	for (size_t i = 0; i < fcache_n; i++) {
+		struct cached_file *e = &fcache[i];
+		if (strcmp(e->path, path) != 0 || (is_key ? e->key == NULL : e->certs == NULL))
+			continue;
+		if (same_file(&e->st, &st)) {
+			e->used = 1;
+			fcache_hits++;
+			return e;
+		}
+		f = e;	/* changed: read it again into this slot */
+	}
+	memset(&nf, 0, sizeof(nf));
+	nf.st = st;
+	if ((bio = BIO_new_file(path, "r")) == NULL)
+		return NULL;
+	if (is_key) {
+		nf.key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	} else if ((nf.certs = sk_X509_new_null()) != NULL &&
+	    (x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) != NULL) {
+		/* the leaf, then the chain: as SSL_CTX_use_certificate_chain_file */
+		do {
+			if (!sk_X509_push(nf.certs, x)) {
+				X509_free(x);
+				break;
+			}
+		} while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL);
+		if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE)
+			ERR_clear_error();	/* the end of the file */
+	}
+	BIO_free(bio);
+	if (is_key ? nf.key == NULL : sk_X509_num(nf.certs) <= 0) {
+		sk_X509_pop_free(nf.certs, X509_free);
+		return NULL;
+	}
+	if (f == NULL) {
+		struct cached_file *v = realloc(fcache, (fcache_n + 1) * sizeof(*v));
+		if (v == NULL || (nf.path = strdup(path)) == NULL) {
+			if (v != NULL)
+				fcache = v;
+			sk_X509_pop_free(nf.certs, X509_free);
+			EVP_PKEY_free(nf.key);
+			return NULL;
+		}
+		fcache = v;
+		f = &fcache[fcache_n++];
+	} else {
+		nf.path = f->path;
+		f->path = NULL;
+		cached_file_clear(f);
+	}
+	*f = nf;
+	f->used = 1;
+	fcache_reads++;
+	return f;
+}
+
+void
+tls_files_sweep(unsigned long *read, unsigned long *unchanged)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < fcache_n; i++) {
+		if (!fcache[i].used) {
+			cached_file_clear(&fcache[i]);
+			continue;
+		}
+		fcache[i].used = 0;
+		fcache[n++] = fcache[i];
+	}
+	fcache_n = n;
+	if (read != NULL)
+		*read = fcache_reads;
+	if (unchanged != NULL)
+		*unchanged = fcache_hits;
+	fcache_reads = fcache_hits = 0;
+}
+
 /*
  * Load the key and check that it belongs to the leaf (the first certificate
  * of the file). A key that belongs to a later certificate means the file is
@@ -548,15 +677,11 @@ use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	STACK_OF(X509) *chain = NULL;
-	EVP_PKEY *pkey = NULL;
-	BIO *bio;
+	struct cached_file *f = fcache_get(c->key, 1);
+	EVP_PKEY *pkey = f ? f->key : NULL;	/* the cache's */
 	char err[256];
 	int rc = -1;
 
-	if ((bio = BIO_new_file(c->key, "r")) != NULL)
-		pkey = PEM_read_bio_PrivateKey(bio, NULL, SSL_CTX_get_default_passwd_cb(ctx),
-		    SSL_CTX_get_default_passwd_cb_userdata(ctx));
-	BIO_free(bio);
 	if (pkey == NULL) {
 		diag_error_at(d, c->loc[K_KEY], "key: cannot load %s: %s", c->key,
 		    tls_error_string(err, sizeof(err)));
@@ -584,7 +709,6 @@ use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 	}
 	rc = 0;
 out:
-	EVP_PKEY_free(pkey);
 	return rc;
 }
 
@@ -1045,7 +1169,12 @@ tls_host_setup(struct host *h, struct diag *d)
 	if (check_readable("cert", c->cert, c->loc[K_CERT], d) |
 	    check_readable("key", c->key, c->loc[K_KEY], d))
 		return -1;
-	if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
+	struct cached_file *cf = fcache_get(c->cert, 0);
+	int chain_ok = cf != NULL &&
+	    SSL_CTX_use_certificate(ctx, sk_X509_value(cf->certs, 0)) == 1;
+	for (int i = 1; chain_ok && i < sk_X509_num(cf->certs); i++)
+		chain_ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(cf->certs, i)) == 1;
+	if (!chain_ok) {
 		diag_error_at(d, c->loc[K_CERT], "cert: cannot load %s: %s", c->cert,
 		    tls_error_string(err, sizeof(err)));
 		return -1;

@@ -87,6 +87,13 @@ void tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
     struct proxy_tlvs *t, struct tls_proxy_store *st);
 void tls_proxy_store_free(struct tls_proxy_store *st);
 
+/*
+ * After a generation has been built: forget the certificate and key files it
+ * did not use, and say how many files it read and how many it found
+ * unchanged since an earlier build (either pointer may be NULL).
+ */
+void tls_files_sweep(unsigned long *read, unsigned long *unchanged);
+
 /* OpenSSL's error queue as one short string (and the queue emptied). */
 const char *tls_error_string(char *buf, size_t n);
 
