@@ -80,8 +80,6 @@ static const struct keydef keys[K_COUNT] = {
 	    0, 0, NULL },
 	[K_G_TICKET_KEY_ROTATION] = { "ticket_key_rotation", S_GLOBAL, T_DURATION,
 	    G(ticket_key_rotation_ms), 1000, 7 * MS_DAY, "12h" },
-	[K_G_SESSION_CACHE_SIZE] = { "session_cache_size", S_GLOBAL, T_INT,
-	    G(session_cache_size), 0, 10000000, "20480" },
 	[K_G_USER] = { "user", S_GLOBAL, T_STRING, G(user), 0, 0, NULL },
 	[K_G_GROUP] = { "group", S_GLOBAL, T_STRING, G(group), 0, 0, NULL },
 	[K_G_HOST_ERRORS] = { "host_errors", S_GLOBAL, T_ENUM, G(host_errors), 0, 0, "fail",
@@ -127,6 +125,8 @@ static const struct keydef keys[K_COUNT] = {
 	    0, 10000000, "0" },
 	[K_SESSION_TICKETS] = { "session_tickets", HOST_SCOPE, T_BOOL, H(session_tickets),
 	    0, 0, "on" },
+	[K_SESSION_CACHE_SIZE] = { "session_cache_size", HOST_SCOPE, T_INT,
+	    H(session_cache_size), 0, 1000000, "1024" },
 	[K_KEYLOG_FILE] = { "keylog_file", HOST_SCOPE, T_PATH, H(keylog_file), 0, 0, NULL },
 	[K_OCSP_FILE] = { "ocsp_file", S_HOST, T_PATH, H(ocsp_file), 0, 0, NULL },
 };

@@ -23,7 +23,7 @@ enum cfg_key {
 	/* [global] */
 	K_G_LISTEN, K_G_HOSTS, K_G_WORKERS, K_G_LOG, K_G_LOG_LEVEL, K_G_SHUTDOWN_TIMEOUT,
 	K_G_ACCEPT_PROXY, K_G_MAX_CONNECTIONS, K_G_STATS_LISTEN,
-	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION, K_G_SESSION_CACHE_SIZE,
+	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION,
 	K_G_USER, K_G_GROUP, K_G_HOST_ERRORS,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
@@ -31,7 +31,7 @@ enum cfg_key {
 	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
 	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
 	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV, K_MAX_CONNECTIONS,
-	K_SESSION_TICKETS,
+	K_SESSION_TICKETS, K_SESSION_CACHE_SIZE,
 	K_KEYLOG_FILE, K_OCSP_FILE,
 	K_COUNT
 };
@@ -78,6 +78,7 @@ struct host_config {
 	int proxy_client_cert_tlv;	/* its TLV type, 0xE0..0xEF */
 	int max_connections;		/* 0: no limit of its own */
 	int session_tickets;		/* boolean */
+	int session_cache_size;		/* sessions kept per worker for ID resumption; 0: off */
 	char *keylog_file;		/* NSS key log of this host's connections, or NULL */
 	char *ocsp_file;		/* DER OCSP response to staple, or NULL */
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
@@ -98,7 +99,6 @@ struct global_config {
 	struct addr stats_listen;	/* metrics over HTTP; len 0: off */
 	char *ticket_key_file;		/* shared ticket keys, or NULL: derived */
 	unsigned ticket_key_rotation_ms;
-	int session_cache_size;		/* server session cache (all hosts); 0: off */
 	char *user, *group;		/* drop to these after binding; NULL: stay */
 	int host_errors;		/* enum host_errors */
 	struct loc loc[K_COUNT];

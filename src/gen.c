@@ -126,7 +126,12 @@ gen_build(struct config *cfg, struct diag *d)
 	const char *base_groups = NULL;
 	for (size_t i = 0; i < g->n_hosts && base_groups == NULL; i++)
 		base_groups = g->hosts[i].skipped ? NULL : g->hosts[i].groups;
-	if ((g->base_ctx = tls_base_ctx_new(cfg->g.session_cache_size, d, top)) == NULL)
+	/* one OpenSSL cache for all hosts, as large as their shares together;
+	 * tls.c keeps each host within its own session_cache_size */
+	long cache = 0;
+	for (size_t i = 0; i < cfg->n_hosts; i++)
+		cache += cfg->hosts[i].session_cache_size;
+	if ((g->base_ctx = tls_base_ctx_new(cache > (1L << 22) ? 1L << 22 : cache, d, top)) == NULL)
 		goto err;
 	if (cfg->g.ticket_key_file != NULL && tls_ticket_keys_load(cfg->g.ticket_key_file,
 	    &g->tickets, d, cfg->g.loc[K_G_TICKET_KEY_FILE]) != 0)
@@ -167,6 +172,7 @@ gen_free(struct generation *g)
 		free(h->groups);
 		free(h->alpn_wire);
 		allow_list_free(&h->allow);
+		tls_sessions_free(h);
 		if (h->keylog_fd >= 0)
 			close(h->keylog_fd);
 		free(h->ocsp);

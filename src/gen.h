@@ -19,6 +19,8 @@
 #include "diag.h"
 #include "sni.h"
 
+struct sess_ring;
+
 struct host {
 	const struct host_config *cfg;
 	SSL_CTX *ctx;
@@ -38,6 +40,7 @@ struct host {
 	unsigned char *ocsp;		/* ocsp_file: the DER response to staple, NULL: none */
 	size_t ocsp_len;
 	time_t ocsp_next_update;	/* stapled until then; 0: the response has no nextUpdate */
+	struct sess_ring *sessions;	/* this worker's cached session IDs (tls.c) */
 };
 
 struct listener {

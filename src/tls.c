@@ -354,6 +354,97 @@ tls_ticket_keys_free(struct ticket_keys *k)
 	k->n = 0;
 }
 
+/* ---- session IDs: one cache, a share per host ------------------------------ */
+
+/*
+ * OpenSSL keeps server sessions in the context a connection started on: the
+ * base context, common to all hosts. Each host's share is enforced here: the
+ * IDs of a host's sessions, oldest first, in a ring of session_cache_size
+ * entries; when it is full, the oldest leaves OpenSSL's cache too. (A
+ * session OpenSSL dropped on its own may still have its ID in the ring;
+ * removing it again is harmless.)
+ */
+struct sess_ring {
+	struct sess_id {
+		int version;
+		unsigned char len;
+		unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+	} *v;
+	size_t cap, head, n;
+};
+
+static void
+forget_session(SSL_CTX *sctx, const struct sess_id *e)
+{
+	SSL_SESSION *tmp = SSL_SESSION_new();
+
+	/* OpenSSL's cache finds a session by protocol version and ID */
+	if (tmp != NULL && SSL_SESSION_set_protocol_version(tmp, e->version) == 1 &&
+	    SSL_SESSION_set1_id(tmp, e->id, e->len) == 1)
+		SSL_CTX_remove_session(sctx, tmp);
+	SSL_SESSION_free(tmp);
+}
+
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+	struct host *h = info ? info->host : NULL;
+	SSL_CTX *sctx = ticket_gen ? ticket_gen->base_ctx : NULL;
+	struct sess_ring *r;
+	struct sess_id e;
+	unsigned len;
+	const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+
+	if (h == NULL || sctx == NULL || len > sizeof(e.id))
+		return 0;
+	e.version = SSL_SESSION_get_protocol_version(sess);
+	e.len = (unsigned char)len;
+	memcpy(e.id, id, len);
+	if (h->cfg->session_cache_size <= 0) {
+		forget_session(sctx, &e);	/* this host keeps none */
+		return 0;
+	}
+	if ((r = h->sessions) == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return 0;
+		h->sessions = r;
+	}
+	if (r->n == r->cap && r->cap < (size_t)h->cfg->session_cache_size) {
+		/* grow on use, up to the host's share */
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct sess_id *v;
+		if (cap > (size_t)h->cfg->session_cache_size)
+			cap = (size_t)h->cfg->session_cache_size;
+		if ((v = malloc(cap * sizeof(*v))) == NULL)
+			return 0;
+		for (size_t i = 0; i < r->n; i++)	/* unroll the ring */
+			v[i] = r->v[(r->head + i) % r->cap];
+		free(r->v);
+		r->v = v;
+		r->cap = cap;
+		r->head = 0;
+	}
+	if (r->n == r->cap) {
+		forget_session(sctx, &r->v[r->head]);	/* the host's oldest */
+		r->v[r->head] = e;
+		r->head = (r->head + 1) % r->cap;
+	} else {
+		r->v[(r->head + r->n) % r->cap] = e;
+		r->n++;
+	}
+	return 0;	/* we keep no reference: OpenSSL's cache holds it */
+}
+
+void
+tls_sessions_free(struct host *h)
+{
+	if (h->sessions != NULL)
+		free(h->sessions->v);
+	free(h->sessions);
+	h->sessions = NULL;
+}
+
 /* ---- per-host context ---------------------------------------------------- */
 
 static SSL_CTX *
@@ -384,10 +475,12 @@ tls_base_ctx_new(long cache_size, struct diag *d, struct loc at)
 	/* the base context is the session context of every connection: it
 	 * holds the session cache and encrypts the tickets */
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-	if (cache_size > 0)
+	if (cache_size > 0) {
 		SSL_CTX_sess_set_cache_size(ctx, cache_size);
-	else
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	} else {
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	return ctx;
 }
 

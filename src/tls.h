@@ -61,6 +61,9 @@ void tls_ticket_keys_free(struct ticket_keys *k);
 /* The generation whose keys this process uses (a worker calls it at start). */
 void tls_tickets_use(const struct generation *g);
 
+/* Free the host's list of cached session IDs (see session_cache_size). */
+void tls_sessions_free(struct host *h);
+
 /* Link info to ssl for the ClientHello callback. */
 void tls_attach(SSL *ssl, struct tls_info *info);
 

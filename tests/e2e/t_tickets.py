@@ -76,7 +76,9 @@ def main():
     os.makedirs(os.path.join(d, "b"))
     os.makedirs(os.path.join(d, "c"))
     # (one worker: session IDs live in a worker's cache)
-    tb = Tlsfront(os.path.join(d, "b"), {"t": host, "off": off},
+    small = dict(off, names="small.test", session_cache_size="2")
+    none = dict(off, names="none.test", session_cache_size="0")
+    tb = Tlsfront(os.path.join(d, "b"), {"t": host, "off": off, "small": small, "none": none},
                   global_extra={"ticket_key_file": keyfile})
     tc = Tlsfront(os.path.join(d, "c"), {"t": host}, global_extra={"ticket_key_file": keyfile})
     sb, _ = fetch(tb.port, ctx13, "t.test")
@@ -106,6 +108,43 @@ def main():
     check(r, "after rotation, a ticket made with the old key still resumes")
     _, r = fetch(tb.port, ctx13, "t.test", s2)
     check(not r, "the renewed ticket uses the new key (B, not reloaded, cannot read it)")
+
+    # session_cache_size per host: 2 sessions kept for "small", none for "none"
+    nv12 = client_context(maxv=ssl.TLSVersion.TLSv1_2)   # (the names are not in the cert)
+    ss = [fetch(tb.port, nv12, "small.test")[0] for _ in range(3)]
+    got = [fetch(tb.port, nv12, "small.test", x)[1] for x in (ss[2], ss[1], ss[0])]
+    check(got == [True, True, False],
+          "session_cache_size = 2: the 2 newest sessions resume, the oldest was dropped "
+          "(%r)" % got)
+    sn, _ = fetch(tb.port, nv12, "none.test")
+    _, r = fetch(tb.port, nv12, "none.test", sn)
+    check(not r, "session_cache_size = 0: no session-ID resumption for that host")
+    _, r = fetch(tb.port, ctx12, "off.test", s_off)
+    check(r, "another host's cache share is untouched (off.test still resumes)")
+
+    # the same with openssl s_client -sess_out / -sess_in: across 2 workers and a
+    # reload (tf), and between two instances sharing the key file (tb -> tc)
+    sess = os.path.join(d, "s_client.sess")
+
+    def s_client(port, sni, sess_arg):
+        # a whole request, and -ign_eof: s_client stays until the answer, so
+        # the TLS 1.3 tickets (sent right after the handshake) are in
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                            "-servername", sni, "-CAfile", ca[0], "-ign_eof", sess_arg, sess],
+                           input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           capture_output=True, timeout=20)
+        out = r.stdout.decode("latin-1")
+        return "Reused," in out, out
+    s_client(tf.port, "t.test", "-sess_out")
+    n = len(re.findall(r"reloaded: ", tf.log()))
+    tf.proc.send_signal(signal.SIGHUP)
+    tf.wait_log(r"reloaded: ", count=n + 1, what="reload for s_client")
+    got = [s_client(tf.port, "t.test", "-sess_in")[0] for _ in range(6)]
+    check(all(got), "s_client -sess_in resumes after a reload, on either worker: %r" % got)
+    s_client(tb.port, "t.test", "-sess_out")
+    reused, out = s_client(tc.port, "t.test", "-sess_in")
+    check(reused, "s_client: a session from instance B resumes on instance C" +
+          ("" if reused else ": " + out[-400:]))
 
     # 3. rotation period of derived keys: 1s; a ticket two periods old is refused
     os.makedirs(os.path.join(d, "r"))
