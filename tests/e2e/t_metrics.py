@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 
 from harness import (HttpBackend, Tlsfront, check, client_context, free_port, make_ca,
-                     make_cert, openssl, run, s_client, tmpdir, wait_for)
+                     make_cert, openssl, recv_all, run, s_client, tmpdir, wait_for)
 
 
 def parse(text):
@@ -65,15 +65,7 @@ def fetch(port, sni, path="/", ctx=None, session=None):
     s = ctx.wrap_socket(raw, server_hostname=sni, session=session)
     req = ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, sni)).encode()
     s.sendall(req)
-    data = bytearray()
-    while True:
-        try:
-            b = s.recv(65536)
-        except ssl.SSLZeroReturnError:
-            break
-        if not b:
-            break
-        data += b
+    data = recv_all(s)
     reused, sess = s.session_reused, s.session
     s.close()
     return len(req), bytes(data), reused, sess
