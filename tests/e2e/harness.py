@@ -238,6 +238,31 @@ def pattern_bytes(n, seed=b"tlsfront"):
     return bytes(out[:n])
 
 
+class TcpServer:
+    """A TCP server on 127.0.0.1 (an ephemeral port, self.port) that calls
+    self.serve(conn) in a thread of its own for each connection. Subclasses
+    define serve()."""
+
+    def __init__(self, backlog=64):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(backlog)
+        self.port = self.lsock.getsockname()[1]
+        cleanup(self.lsock.close)
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+
 class HttpBackend:
     """A small threaded HTTP/1.1 server on 127.0.0.1 (Connection: close).
 

@@ -39,7 +39,7 @@ import subprocess
 import threading
 import time
 
-from harness import (TLSFRONT, MiniCA, Tlsfront, check, cleanup, client_context,
+from harness import (TLSFRONT, MiniCA, TcpServer, Tlsfront, check, cleanup, client_context,
                      connect_from, free_port, make_ca, make_cert, openssl, recv_all, run,
                      start_nginx, tmpdir, wait_for, wait_listening)
 
@@ -132,28 +132,15 @@ def tlv(t, v):
 
 # ------------------------------------------------------------------ backend
 
-class ProxyBackend:
+class ProxyBackend(TcpServer):
     """Accepts connections; reads what precedes the client's first line: a
     PROXY v2 header, a v1 line, or nothing; then the line "hello TAG\\n", and
     answers "ok TAG\\n". Everything is recorded under TAG."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.records = {}
         self.errors = []
-        threading.Thread(target=self._loop, daemon=True).start()
-        cleanup(self.sock.close)
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+        super().__init__()
 
     @staticmethod
     def _need(c, data, n):
@@ -164,7 +151,7 @@ class ProxyBackend:
             data += b
         return data
 
-    def _handle(self, c):
+    def serve(self, c):
         try:
             c.settimeout(20)
             data = self._need(c, b"", 1)

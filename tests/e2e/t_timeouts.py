@@ -14,36 +14,22 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 
-from harness import (TLSFRONT, Tlsfront, check, cleanup, client_context, free_port,
-                     make_ca, make_cert, run, tmpdir, wait_for)
+from harness import (TLSFRONT, TcpServer, Tlsfront, check, cleanup, client_context,
+                     free_port, make_ca, make_cert, run, tmpdir, wait_for)
 
 
-class SilentBackend:
+class SilentBackend(TcpServer):
     """Accepts and reads, never answers, never closes; counts EOFs seen."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.eofs = 0
         self.conns = []
-        threading.Thread(target=self._loop, daemon=True).start()
-        cleanup(self.sock.close)
+        super().__init__(backlog=16)
 
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._drain, args=(c,), daemon=True).start()
-
-    def _drain(self, c):
+    def serve(self, c):
+        self.conns.append(c)
         try:
             while c.recv(65536):
                 pass

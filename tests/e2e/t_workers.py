@@ -9,11 +9,10 @@ import re
 import signal
 import socket
 import ssl
-import threading
 
-from harness import (HttpBackend, Tlsfront, check, check_eventually, cleanup, client_context,
-                     http_get, make_ca, make_cert, pattern_bytes, run, tmpdir, wait_for,
-                     wait_stable)
+from harness import (HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
+                     client_context, http_get, make_ca, make_cert, pattern_bytes, run,
+                     tmpdir, wait_for, wait_stable)
 
 MIB = 1024 * 1024
 
@@ -102,30 +101,20 @@ class BioClient:
         self.sock.close()
 
 
-class TcpBackend:
+class TcpBackend(TcpServer):
     """A TCP backend that runs handler(sock, record) for each connection in a
     thread; record is a dict the handler fills in, appended to self.records."""
 
     def __init__(self, handler):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.port = self.lsock.getsockname()[1]
         self.records = []
         self.sent = 0
         self.handler = handler
-        cleanup(self.lsock.close)
-        threading.Thread(target=self._loop, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            rec = {}
-            self.records.append(rec)
-            threading.Thread(target=self._run, args=(c, rec), daemon=True).start()
+    def serve(self, c):
+        rec = {}
+        self.records.append(rec)
+        self._run(c, rec)
 
     def _run(self, c, rec):
         try:
