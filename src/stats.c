@@ -285,6 +285,18 @@ sgen_put(struct sgen *g)
 	free(g);
 }
 
+/* Wall-clock seconds from CLOCK_REALTIME: glibc's time() reads the coarse
+ * clock, which can still show the previous second a few ms after it ended,
+ * so a reload could be stamped before the moment it was asked for. */
+static long long
+wall_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec;
+}
+
 struct stats *
 stats_new(size_t max_blocks, size_t max_hosts)
 {
@@ -300,7 +312,7 @@ stats_new(size_t max_blocks, size_t max_hosts)
 	    sizeof(struct stats_row) + 63) & ~(size_t)63;
 	st->map_len = st->stride * st->max_blocks;
 	st->lfd = st->sfd = -1;
-	st->started = st->last_reload = (long long)time(NULL);
+	st->started = st->last_reload = wall_seconds();
 	st->meta = calloc(st->max_blocks, sizeof(*st->meta));
 	/* pages are only allocated where counters are touched */
 	st->map = mmap(NULL, st->map_len, PROT_READ | PROT_WRITE,
@@ -403,7 +415,7 @@ stats_reload_done(struct stats *st, int ok)
 		return;
 	if (ok) {
 		st->reloads_ok++;
-		st->last_reload = (long long)time(NULL);
+		st->last_reload = wall_seconds();
 	} else {
 		st->reloads_failed++;
 	}
