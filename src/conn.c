@@ -471,6 +471,32 @@ let_alert_arrive(int fd)
 	errno = saved;
 }
 
+/*
+ * Is the client already gone, right after its handshake? Scanners, health
+ * checks and `openssl s_time` close as soon as the handshake is done, often
+ * before our session tickets arrive (their write then fails). A backend
+ * connection for them is wasted work for us and for the backend, so peek
+ * once: a reset, or a FIN with no byte before it and nothing decrypted
+ * and waiting in OpenSSL, means nobody will read what the backend says.
+ * A request, a close_notify or silence all mean "dial".
+ */
+static int
+client_gone(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	char b;
+	ssize_t r;
+
+	if (fd < 0 || ssl == NULL || SSL_has_pending(ssl) ||
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		return 0;
+	r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r == 0)
+		return 1;
+	return r < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ETIMEDOUT);
+}
+
 static void
 on_handshake_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -482,6 +508,10 @@ on_handshake_event(struct bufferevent *bev, short what, void *arg)
 		if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
 			stats_host_add(host_index(c), SH_RESUMED, 1);
 		c->stats_counted = 1;
+		if (client_gone(bev)) {
+			conn_close(c, "client closed after the handshake");
+			return;
+		}
 		dial_backend(c);
 		return;
 	}

@@ -1,5 +1,10 @@
 /* relay.c: see relay.h. */
+#include <errno.h>
+#include <sys/uio.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 
 #include "relay.h"
@@ -18,6 +23,25 @@ static void
 touch(struct relay *r, struct bufferevent *bev)
 {
 	event_base_gettimeofday_cached(bufferevent_get_base(bev), &r->last_activity);
+}
+
+/* Reading of one side, off and on: the bufferevent's or our own event's. */
+static void
+stop_reading(struct relay_side *s)
+{
+	if (s->rd != NULL)
+		(void)event_del(s->rd);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+static void
+start_reading(struct relay_side *s)
+{
+	if (s->rd != NULL)
+		(void)event_add(s->rd, NULL);
+	else
+		bufferevent_enable(s->bev, EV_READ);
 }
 
 static void
@@ -55,6 +79,25 @@ maybe_shutdown(struct relay *r, int i)
 	return check_done(r);
 }
 
+/*
+ * Write now, not one loop turn later. A bufferevent given output only asks
+ * epoll for EPOLLOUT and writes when epoll_wait reports it: per request and
+ * direction, one more epoll_wait and two epoll_ctl. Activating its write
+ * event runs the same write callback in this turn; the interest it added
+ * and dropped again cancels out in epoll's changelist (worker.c). Only when
+ * the output was empty before: otherwise a write is already waiting for the
+ * socket. ev_write is the one bufferevent field we touch (public in
+ * bufferevent_struct.h and stable over libevent 2.1; only socket-based
+ * bufferevents, plain or OpenSSL, assign it).
+ */
+static void
+write_now(struct bufferevent *bev)
+{
+	/* only bufferevents on a socket have a live ev_write (not pairs) */
+	if (bufferevent_getfd(bev) >= 0 && (bufferevent_get_enabled(bev) & EV_WRITE))
+		event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
 static void
 relay_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -64,6 +107,7 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *out = bufferevent_get_output(dst->bev);
 	size_t n = evbuffer_get_length(in);
+	int was_empty;
 
 	if (n == 0)
 		return;
@@ -73,12 +117,66 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	r->bytes[i] += n;
+	was_empty = evbuffer_get_length(out) == 0;
 	evbuffer_add_buffer(out, in);	/* moves the chains, no copy */
+	if (was_empty)
+		write_now(dst->bev);
 	touch(r, bev);
 	if (evbuffer_get_length(out) >= RELAY_BOUND && !src->paused) {
 		src->paused = 1;
-		bufferevent_disable(bev, EV_READ);
+		stop_reading(src);
 	}
+}
+
+/*
+ * Side 1 read straight from its socket. libevent 2.1 reads a socket
+ * bufferevent at most 4096 bytes at a time (EVBUFFER_MAX_READ), so a bulk
+ * download became 4 KiB TLS records: four times the records, writes and
+ * loop turns of 16 KiB ones. One readv of up to RELAY_READ bytes into the
+ * bufferevent's own input, then the usual path.
+ */
+static void
+direct_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct bufferevent *bev = r->s[1].bev;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t got;
+	int nv;
+
+	(void)what;
+	if ((nv = evbuffer_reserve_space(in, RELAY_READ, v, 2)) < 0) {
+		relay_event_cb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR, r);
+		return;
+	}
+	for (int i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	got = readv(fd, iov, nv);
+	if (got < 0) {
+		int err = errno;
+		(void)evbuffer_commit_space(in, v, 0);
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+			return;
+		errno = err;	/* the owner's done() reports it */
+		relay_event_cb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR, r);
+		return;
+	}
+	/* commit what readv filled, iovec by iovec */
+	for (int i = 0; i < nv; i++) {
+		size_t take = (size_t)got < v[i].iov_len ? (size_t)got : v[i].iov_len;
+		v[i].iov_len = take;
+		got -= (ssize_t)take;
+	}
+	(void)evbuffer_commit_space(in, v, nv);
+	if (evbuffer_get_length(in) == 0) {
+		relay_event_cb(bev, BEV_EVENT_READING | BEV_EVENT_EOF, r);
+		return;
+	}
+	relay_read_cb(bev, r);
 }
 
 static void
@@ -93,7 +191,7 @@ relay_write_cb(struct bufferevent *bev, void *arg)
 	if (src->paused && left < RELAY_BOUND) {
 		src->paused = 0;
 		if (!src->eof)
-			bufferevent_enable(src->bev, EV_READ);
+			start_reading(src);
 	}
 	(void)maybe_shutdown(r, i);
 }
@@ -107,7 +205,7 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		relay_read_cb(bev, r);	/* 2.1 may report EOF with input unread */
 		r->s[i].eof = 1;
-		bufferevent_disable(bev, EV_READ);
+		stop_reading(&r->s[i]);
 		/* flush to the other side completely before passing the EOF on */
 		bufferevent_setwatermark(r->s[1 - i].bev, EV_WRITE, 0, 0);
 		if (maybe_shutdown(r, 1 - i))
@@ -130,11 +228,19 @@ relay_start(struct relay *r, struct bufferevent *a, struct bufferevent *b,
 	r->ops = ops;
 	r->arg = arg;
 	touch(r, a);
+	if (bufferevent_getfd(b) >= 0)
+		r->s[1].rd = event_new(bufferevent_get_base(b), bufferevent_getfd(b),
+		    EV_READ | EV_PERSIST, direct_read_cb, r);
 	for (int i = 0; i < 2; i++) {
 		struct bufferevent *bev = r->s[i].bev;
 		bufferevent_setwatermark(bev, EV_WRITE, RELAY_BOUND / 2, 0);
 		bufferevent_setcb(bev, relay_read_cb, relay_write_cb, relay_event_cb, r);
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		/* with our own read event, libevent's never reads this side */
+		bufferevent_enable(bev, r->s[i].rd != NULL ? EV_WRITE : EV_READ | EV_WRITE);
+		if (r->s[i].rd != NULL) {
+			bufferevent_disable(bev, EV_READ);
+			start_reading(&r->s[i]);
+		}
 	}
 	/* bytes that arrived before the relay started (e.g. with the handshake) */
 	relay_read_cb(a, r);
@@ -144,7 +250,12 @@ relay_start(struct relay *r, struct bufferevent *a, struct bufferevent *b,
 void
 relay_stop(struct relay *r)
 {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		if (r->s[i].rd != NULL) {
+			event_free(r->s[i].rd);
+			r->s[i].rd = NULL;
+		}
 		if (r->s[i].bev != NULL)
 			bufferevent_setcb(r->s[i].bev, NULL, NULL, NULL, NULL);
+	}
 }

@@ -23,6 +23,7 @@
 #include <event2/bufferevent.h>
 
 #define RELAY_BOUND (64 * 1024)
+#define RELAY_READ (64 * 1024)	/* most bytes one read of side 1 takes */
 
 struct relay_ops {
 	/* Half-close the write direction of side i; its output is empty. */
@@ -37,6 +38,7 @@ struct relay_side {
 	unsigned eof : 1;	/* this side sent EOF: nothing more to read */
 	unsigned shut : 1;	/* we half-closed our writing to this side */
 	unsigned paused : 1;	/* reading stopped: the other side's output is full */
+	struct event *rd;	/* our own read event (side 1 with a socket), or NULL */
 };
 
 struct relay {
@@ -50,7 +52,11 @@ struct relay {
 
 /* Start pumping between a (side 0) and b (side 1). The relay replaces both
  * bufferevents' callbacks and enables reading; bytes already in their input
- * buffers are moved at once. Ownership of a and b stays with the caller. */
+ * buffers are moved at once. Ownership of a and b stays with the caller.
+ * If b has a socket (bufferevent_getfd >= 0), it must be a plain socket
+ * bufferevent: the relay reads that socket itself, up to RELAY_READ bytes
+ * at a time (libevent 2.1 reads 4096), and b's own reading stays off.
+ * r must be zeroed before the first relay_start. */
 void relay_start(struct relay *r, struct bufferevent *a, struct bufferevent *b,
     const struct relay_ops *ops, void *arg);
 
