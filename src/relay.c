@@ -147,7 +147,12 @@ direct_read_cb(evutil_socket_t fd, short what, void *arg)
 	int nv;
 
 	(void)what;
-	if ((nv = evbuffer_reserve_space(in, RELAY_READ, v, 2)) < 0) {
+	/* A socket bufferevent keeps its input's end frozen but while it reads
+	 * itself; do as it does. */
+	evbuffer_unfreeze(in, 0);
+	nv = evbuffer_reserve_space(in, RELAY_READ, v, 2);
+	if (nv < 0) {
+		evbuffer_freeze(in, 0);
 		relay_event_cb(bev, BEV_EVENT_READING | BEV_EVENT_ERROR, r);
 		return;
 	}
@@ -159,6 +164,7 @@ direct_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (got < 0) {
 		int err = errno;
 		(void)evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
 		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
 			return;
 		errno = err;	/* the owner's done() reports it */
@@ -166,13 +172,15 @@ direct_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* commit what readv filled, iovec by iovec */
+	size_t left = (size_t)got;
 	for (int i = 0; i < nv; i++) {
-		size_t take = (size_t)got < v[i].iov_len ? (size_t)got : v[i].iov_len;
+		size_t take = left < v[i].iov_len ? left : v[i].iov_len;
 		v[i].iov_len = take;
-		got -= (ssize_t)take;
+		left -= take;
 	}
 	(void)evbuffer_commit_space(in, v, nv);
-	if (evbuffer_get_length(in) == 0) {
+	evbuffer_freeze(in, 0);
+	if (got == 0) {
 		relay_event_cb(bev, BEV_EVENT_READING | BEV_EVENT_EOF, r);
 		return;
 	}

@@ -21,8 +21,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -836,6 +839,174 @@ test_done_may_free_on_error(void **state)
 	assert_int_equal(f->calls_after_done, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* side 1 on a real socket: the relay reads it itself (direct_read_cb)  */
+/*                                                                      */
+/*   cli <-pair-> rc  ==relay==  rb(socket bev) <-socketpair-> raw fd   */
+
+struct sfx {
+	struct fx f;
+	int raw;	/* the far backend end: a plain non-blocking socket */
+};
+
+static int
+setup_sock(void **state)
+{
+	struct sfx *s = calloc(1, sizeof(*s));
+	struct bufferevent *p[2];
+	int sv[2];
+
+	if (s == NULL || (s->f.base = event_base_new()) == NULL)
+		return -1;
+	if (bufferevent_pair_new(s->f.base, BEV_OPT_DEFER_CALLBACKS, p) != 0)
+		return -1;
+	s->f.cli = p[0];
+	s->f.rc = p[1];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return -1;
+	(void)fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	(void)fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	s->f.rb = bufferevent_socket_new(s->f.base, sv[0],
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (s->f.rb == NULL)
+		return -1;
+	s->raw = sv[1];
+	s->f.got[0] = evbuffer_new();
+	s->f.got[1] = evbuffer_new();
+	s->f.done_side = -2;
+	bufferevent_setcb(s->f.cli, far_read, NULL, far_event, &s->f);
+	bufferevent_enable(s->f.cli, EV_READ | EV_WRITE);
+	relay_start(&s->f.r, s->f.rc, s->f.rb, &ops, &s->f);
+	*state = s;
+	return 0;
+}
+
+static int
+teardown_sock(void **state)
+{
+	struct sfx *s = *state;
+
+	relay_stop(&s->f.r);
+	bufferevent_free(s->f.rc);
+	bufferevent_free(s->f.rb);
+	bufferevent_free(s->f.cli);
+	if (s->raw >= 0)
+		close(s->raw);
+	evbuffer_free(s->f.got[0]);
+	evbuffer_free(s->f.got[1]);
+	event_base_free(s->f.base);
+	free(s);
+	return 0;
+}
+
+/* Write bytes [off, off+n) of stream seed on the raw socket, pumping the
+ * loop while the socket is full. Returns how many were written; stops early
+ * (and returns less) after `stall` rounds without progress. */
+static size_t
+raw_send(struct sfx *s, unsigned seed, size_t off, size_t n, int stall)
+{
+	unsigned char buf[8192];
+	size_t done = 0;
+	int idle = 0;
+
+	while (done < n && idle < stall) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+		for (size_t j = 0; j < k; j++)
+			buf[j] = pattern(seed, off + done + j);
+		ssize_t w = write(s->raw, buf, k);
+		if (w > 0) {
+			done += (size_t)w;
+			idle = 0;
+		} else {
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+			pump(&s->f);
+			idle++;
+		}
+	}
+	return done;
+}
+
+static void
+test_sock_bulk_to_client(void **state)
+{
+	struct sfx *s = *state;
+	const size_t n = 3 * 1024 * 1024 + 17;
+
+	assert_int_equal(raw_send(s, 7, 0, n, 1000), n);
+	pump(&s->f);
+	check_pattern(&s->f, 0, 7, n);
+	assert_int_equal(s->f.r.bytes[1], n);
+	assert_int_equal(s->f.n_done, 0);
+}
+
+static void
+test_sock_client_to_backend(void **state)
+{
+	struct sfx *s = *state;
+	char buf[16];
+
+	assert_int_equal(bufferevent_write(s->f.cli, "hello", 5), 0);
+	pump(&s->f);
+	assert_int_equal(read(s->raw, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+}
+
+static void
+test_sock_eof_after_data(void **state)
+{
+	struct sfx *s = *state;
+
+	assert_int_equal(raw_send(s, 9, 0, 100000, 1000), 100000);
+	assert_int_equal(shutdown(s->raw, SHUT_WR), 0);
+	pump(&s->f);
+	assert_int_equal(s->f.far_eof[0], 1);
+	assert_int_equal(s->f.got_at_eof[0], 100000);
+	check_pattern(&s->f, 0, 9, 100000);
+	assert_int_equal(s->f.n_shut[0], 1);
+	assert_int_equal(s->f.n_done, 0);	/* the client has not finished */
+}
+
+/* A client that does not read: the relay stops reading the socket once
+ * RELAY_BOUND is queued for the client, and the backend's writes block. */
+static void
+test_sock_backpressure(void **state)
+{
+	struct sfx *s = *state;
+	const size_t n = 8 * 1024 * 1024;
+	size_t sent;
+
+	bufferevent_disable(s->f.cli, EV_READ);
+	sent = raw_send(s, 3, 0, n, 50);
+	assert_true(sent < n);
+	assert_true(s->f.r.s[1].paused);
+	assert_true(outlen(s->f.rc) >= RELAY_BOUND);
+	assert_true(outlen(s->f.rc) < RELAY_BOUND + RELAY_READ + CHUNK);
+	/* the client reads again: everything arrives, in order */
+	bufferevent_enable(s->f.cli, EV_READ);
+	assert_int_equal(raw_send(s, 3, sent, n - sent, 1000), n - sent);
+	pump(&s->f);
+	check_pattern(&s->f, 0, 3, n);
+}
+
+/* The backend resets: a read error on side 1, reported once. */
+static void
+test_sock_read_error(void **state)
+{
+	struct sfx *s = *state;
+
+	/* bytes for the backend that it never reads: closing then resets */
+	assert_int_equal(bufferevent_write(s->f.cli, "unread", 6), 0);
+	pump(&s->f);
+	close(s->raw);
+	s->raw = -1;
+	pump(&s->f);
+	assert_int_equal(s->f.n_done, 1);
+	assert_int_equal(s->f.done_side, 1);
+	assert_true(s->f.done_what & BEV_EVENT_ERROR);
+	assert_true(s->f.done_what & BEV_EVENT_READING);
+	assert_int_equal(s->f.calls_after_done, 0);
+}
+
 int
 main(void)
 {
@@ -868,6 +1039,12 @@ main(void)
 		T(test_error_side1),
 		T(test_error_after_half_close),
 		T(test_timeout_is_a_failure),
+#define TS(f) cmocka_unit_test_setup_teardown(f, setup_sock, teardown_sock)
+		TS(test_sock_bulk_to_client),
+		TS(test_sock_client_to_backend),
+		TS(test_sock_eof_after_data),
+		TS(test_sock_backpressure),
+		TS(test_sock_read_error),
 		T(test_done_may_free_everything),
 		T(test_done_may_free_on_error),
 	};
