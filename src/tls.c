@@ -15,6 +15,7 @@
 #include <openssl/objects.h>
 #include <openssl/ocsp.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -26,6 +27,7 @@
 #include "tls.h"
 
 #define EXPIRY_WARN_DAYS 14
+#define TLS_FILE_MAX (16 * 1024 * 1024)	/* cert, key, CA, CRL, OCSP, ticket key files */
 
 static int info_idx = -1;
 
@@ -288,16 +290,22 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cct
 	return r;
 }
 
+static int check_readable(const char *key, const char *path, struct loc at, struct diag *d);
+
 int
 tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
     struct loc at)
 {
 	char line[512];
-	FILE *f = fopen(path, "re");
+	FILE *f;
 	int lineno = 0, ok = 1;
 
 	memset(out, 0, sizeof(*out));
-	if (f == NULL) {
+	/* a regular file of bounded size: the loop below never ended on
+	 * /dev/zero, and fopen() of a FIFO blocked (check_readable) */
+	if (check_readable("ticket_key_file", path, at, d) != 0)
+		return -1;
+	if ((f = fopen(path, "re")) == NULL) {
 		diag_error_at(d, at, "ticket_key_file: cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -457,6 +465,13 @@ ctx_new_common(void)
 	SSL_CTX_set_options(ctx, secure_options);
 	/* Idle connections give their 34 KB of record buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Without AUTO_RETRY, SSL_read returns to the event loop after each
+	 * handshake message that carries no data (a TLS 1.3 KeyUpdate, a TLS
+	 * 1.2 renegotiation ClientHello we refuse). With it, one SSL_read goes
+	 * on for as long as a client keeps sending them, which OpenSSL 3.0
+	 * does not limit: a single client starved every other connection of
+	 * its worker (tests/e2e/t_hostile_tls.py). */
+	SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
 	return ctx;
 }
 
@@ -611,7 +626,13 @@ check_chain_order(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d
 	return 0;
 }
 
-/* Can we read the file at path? If not, report why at `at`. Returns 0 or -1. */
+/*
+ * Can we read the file at path? If not, report why at `at`. Returns 0 or -1.
+ * Only regular files of at most TLS_FILE_MAX bytes pass: OpenSSL's fopen()
+ * of a FIFO blocks until a writer comes, a device such as /dev/zero never
+ * ends (the ticket key reader spun on it for ever, in `tlsfront -t` and in a
+ * reload alike), and the PEM reader keeps a whole base64 body in memory.
+ */
 static int
 check_readable(const char *key, const char *path, struct loc at, struct diag *d)
 {
@@ -622,12 +643,25 @@ check_readable(const char *key, const char *path, struct loc at, struct diag *d)
 		diag_error_at(d, at, "%s: cannot open %s: %s", key, path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		diag_error_at(d, at, "%s: %s is a directory", key, path);
+	if (fstat(fd, &st) != 0) {
+		diag_error_at(d, at, "%s: cannot read %s: %s", key, path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	close(fd);
+	if (S_ISDIR(st.st_mode)) {
+		diag_error_at(d, at, "%s: %s is a directory", key, path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		diag_error_at(d, at, "%s: %s is not a regular file", key, path);
+		return -1;
+	}
+	if (st.st_size > TLS_FILE_MAX) {
+		diag_error_at(d, at, "%s: %s is too large (%lld bytes; the limit is %d)", key,
+		    path, (long long)st.st_size, TLS_FILE_MAX);
+		return -1;
+	}
 	return 0;
 }
 
@@ -650,8 +684,152 @@ struct cached_file {
 };
 
 static struct cached_file *fcache;
-static size_t fcache_n;
+static size_t fcache_n, fcache_cap;
 static unsigned long fcache_reads, fcache_hits;
+
+/* An index of fcache by path: with 10,000 hosts a linear search per file
+ * made loading quadratic. Open addressing, slots hold index + 1 (0: empty),
+ * under half full; rebuilt when it grows and after a sweep compacts fcache. */
+static size_t *fcache_ix;
+static size_t fcache_ix_size;	/* a power of two, > 2 * fcache_n */
+
+static size_t
+path_hash(const char *p)
+{
+	size_t h = 14695981039346656037ULL;	/* FNV-1a */
+
+	while (*p)
+		h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+	return h;
+}
+
+static void
+fcache_ix_add(size_t i)
+{
+	size_t h = path_hash(fcache[i].path) & (fcache_ix_size - 1);
+
+	while (fcache_ix[h] != 0)
+		h = (h + 1) & (fcache_ix_size - 1);
+	fcache_ix[h] = i + 1;
+}
+
+/* Make room in the index for n entries and index fcache[0..fcache_n).
+ * Never shrinks, so it fails only when growing, leaving the old index. */
+static int
+fcache_reindex(size_t n)
+{
+	size_t want = fcache_ix_size ? fcache_ix_size : 64;
+
+	while (want <= 2 * n)
+		want *= 2;
+	if (want != fcache_ix_size) {
+		size_t *ix = calloc(want, sizeof(*ix));
+		if (ix == NULL)
+			return -1;
+		free(fcache_ix);
+		fcache_ix = ix;
+		fcache_ix_size = want;
+	} else {
+		memset(fcache_ix, 0, want * sizeof(*fcache_ix));
+	}
+	for (size_t i = 0; i < fcache_n; i++)
+		fcache_ix_add(i);
+	return 0;
+}
+
+/* The entry for path and kind, or NULL. */
+static struct cached_file *
+fcache_find(const char *path, int is_key)
+{
+	if (fcache_ix_size == 0)
+		return NULL;
+	for (size_t h = path_hash(path) & (fcache_ix_size - 1); fcache_ix[h] != 0;
+	    h = (h + 1) & (fcache_ix_size - 1)) {
+		struct cached_file *e = &fcache[fcache_ix[h] - 1];
+		if (strcmp(e->path, path) == 0 && (is_key ? e->key != NULL : e->certs != NULL))
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * PEM_read_bio_PrivateKey builds a new OSSL_DECODER context for every key
+ * and tries every format: on OpenSSL 3.0 that was 90% of the cost of a key
+ * file (4.4 M instructions per key). Read the PEM block here and decode its
+ * DER with a decoder context made once per kind of block and then reused.
+ * NULL (with the file rewound) for anything unusual: encrypted keys, other
+ * labels, a decoder failure; the caller then takes OpenSSL's general path,
+ * with its error messages.
+ */
+static EVP_PKEY *key_out;
+static OSSL_DECODER_CTX *key_dec[3];
+
+/* Encrypted keys are not supported: never prompt on a terminal for a
+ * pass phrase (OpenSSL's default), fail and say why. */
+static int key_wanted_password;
+
+static int
+no_password(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	key_wanted_password = 1;
+	return -1;
+}
+
+static EVP_PKEY *
+read_key_fast(BIO *bio)
+{
+	static const struct {
+		const char *label, *structure, *type;
+	} kinds[3] = {
+		{ "PRIVATE KEY", "PrivateKeyInfo", NULL },
+		{ "EC PRIVATE KEY", "type-specific", "EC" },
+		{ "RSA PRIVATE KEY", "type-specific", "RSA" },
+	};
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	long len = 0;
+	EVP_PKEY *key = NULL;
+	int k = -1;
+
+	/* skip other blocks (openssl ecparam -genkey writes EC PARAMETERS first) */
+	while (k < 0 && PEM_read_bio_ex(bio, &name, &header, &der, &len,
+	    PEM_FLAG_SECURE | PEM_FLAG_EAY_COMPATIBLE) == 1) {
+		for (int i = 0; i < 3; i++)
+			if (strcmp(name, kinds[i].label) == 0 && header[0] == '\0')
+				k = i;
+		if (k < 0) {
+			OPENSSL_free(name);
+			OPENSSL_free(header);
+			OPENSSL_secure_clear_free(der, (size_t)len);
+			name = header = NULL;
+			der = NULL;
+		}
+	}
+	if (k >= 0) {
+		if (key_dec[k] == NULL)
+			key_dec[k] = OSSL_DECODER_CTX_new_for_pkey(&key_out, "DER",
+			    kinds[k].structure, kinds[k].type, OSSL_KEYMGMT_SELECT_KEYPAIR,
+			    NULL, NULL);
+		const unsigned char *p = der;
+		size_t n = (size_t)len;
+		key_out = NULL;
+		if (key_dec[k] != NULL && OSSL_DECODER_from_data(key_dec[k], &p, &n) == 1)
+			key = key_out;
+		key_out = NULL;
+	}
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_secure_clear_free(der, (size_t)len);
+	if (key == NULL) {
+		ERR_clear_error();
+		(void)BIO_reset(bio);
+	}
+	return key;
+}
 
 static int
 same_file(const struct stat *a, const struct stat *b)
@@ -676,30 +854,26 @@ cached_file_clear(struct cached_file *f)
 static struct cached_file *
 fcache_get(const char *path, int is_key)
 {
-	struct cached_file *f = NULL, nf;
+	struct cached_file *f, nf;
 	struct stat st;
 	BIO *bio;
 	X509 *x;
 
 	if (stat(path, &st) != 0)
 		return NULL;
-	for (size_t i = 0; i < fcache_n; i++) {
-		struct cached_file *e = &fcache[i];
-		if (strcmp(e->path, path) != 0 || (is_key ? e->key == NULL : e->certs == NULL))
-			continue;
-		if (same_file(&e->st, &st)) {
-			e->used = 1;
-			fcache_hits++;
-			return e;
-		}
-		f = e;	/* changed: read it again into this slot */
+	if ((f = fcache_find(path, is_key)) != NULL && same_file(&f->st, &st)) {
+		f->used = 1;
+		fcache_hits++;
+		return f;
 	}
+	/* f != NULL: changed, read it again into this slot */
 	memset(&nf, 0, sizeof(nf));
 	nf.st = st;
 	if ((bio = BIO_new_file(path, "r")) == NULL)
 		return NULL;
 	if (is_key) {
-		nf.key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+		if ((nf.key = read_key_fast(bio)) == NULL)
+			nf.key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
 	} else if ((nf.certs = sk_X509_new_null()) != NULL &&
 	    (x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) != NULL) {
 		/* the leaf, then the chain: as SSL_CTX_use_certificate_chain_file */
@@ -718,16 +892,21 @@ fcache_get(const char *path, int is_key)
 		return NULL;
 	}
 	if (f == NULL) {
-		struct cached_file *v = realloc(fcache, (fcache_n + 1) * sizeof(*v));
-		if (v == NULL || (nf.path = strdup(path)) == NULL) {
-			if (v != NULL)
-				fcache = v;
-			sk_X509_pop_free(nf.certs, X509_free);
-			EVP_PKEY_free(nf.key);
-			return NULL;
+		if (fcache_n == fcache_cap) {
+			size_t cap = fcache_cap ? 2 * fcache_cap : 64;
+			struct cached_file *v = realloc(fcache, cap * sizeof(*v));
+			if (v == NULL)
+				goto fail;
+			fcache = v;
+			fcache_cap = cap;
 		}
-		fcache = v;
+		if (2 * (fcache_n + 1) >= fcache_ix_size && fcache_reindex(fcache_n + 1) != 0)
+			goto fail;
+		if ((nf.path = strdup(path)) == NULL)
+			goto fail;
 		f = &fcache[fcache_n++];
+		*f = nf;
+		fcache_ix_add(fcache_n - 1);
 	} else {
 		nf.path = f->path;
 		f->path = NULL;
@@ -737,6 +916,10 @@ fcache_get(const char *path, int is_key)
 	f->used = 1;
 	fcache_reads++;
 	return f;
+fail:
+	sk_X509_pop_free(nf.certs, X509_free);
+	EVP_PKEY_free(nf.key);
+	return NULL;
 }
 
 void
@@ -753,6 +936,7 @@ tls_files_sweep(unsigned long *read, unsigned long *unchanged)
 		fcache[n++] = fcache[i];
 	}
 	fcache_n = n;
+	(void)fcache_reindex(fcache_n);	/* same size: cannot fail */
 	if (read != NULL)
 		*read = fcache_reads;
 	if (unchanged != NULL)
@@ -770,11 +954,20 @@ use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	STACK_OF(X509) *chain = NULL;
-	struct cached_file *f = fcache_get(c->key, 1);
-	EVP_PKEY *pkey = f ? f->key : NULL;	/* the cache's */
+	struct cached_file *f;
+	EVP_PKEY *pkey;
 	char err[256];
 	int rc = -1;
 
+	key_wanted_password = 0;
+	f = fcache_get(c->key, 1);
+	pkey = f ? f->key : NULL;	/* the cache's */
+	if (pkey == NULL && key_wanted_password) {
+		ERR_clear_error();
+		diag_error_at(d, c->loc[K_KEY], "key: %s is encrypted: tlsfront needs the "
+		    "key without a pass phrase (e.g. openssl pkey -in KEY -out PLAIN)", c->key);
+		return -1;
+	}
 	if (pkey == NULL) {
 		diag_error_at(d, c->loc[K_KEY], "key: cannot load %s: %s", c->key,
 		    tls_error_string(err, sizeof(err)));
