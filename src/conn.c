@@ -91,7 +91,8 @@ log_access(struct conn *c, const char *reason)
 
 	if (log_level_current < LOG_LVL_INFO)
 		return;
-	if (ssl != NULL && c->state != CONN_HANDSHAKE) {
+	/* stats_counted: the handshake completed (the client may be gone) */
+	if (ssl != NULL && (c->state != CONN_HANDSHAKE || c->stats_counted)) {
 		SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
 		version = SSL_get_version(ssl);
 		cipher = SSL_get_cipher_name(ssl);

@@ -214,6 +214,11 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 		relay_read_cb(bev, r);	/* 2.1 may report EOF with input unread */
 		r->s[i].eof = 1;
 		stop_reading(&r->s[i]);
+		/* libevent's OpenSSL bufferevent stops writing too when it reads
+		 * close_notify; what is still queued for this side must go out
+		 * (TLS 1.3 half-close): arm writing again. */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			bufferevent_enable(bev, EV_WRITE);
 		/* flush to the other side completely before passing the EOF on */
 		bufferevent_setwatermark(r->s[1 - i].bev, EV_WRITE, 0, 0);
 		if (maybe_shutdown(r, 1 - i))

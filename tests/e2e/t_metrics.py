@@ -25,7 +25,8 @@ import urllib.error
 import urllib.request
 
 from harness import (HttpBackend, Tlsfront, check, client_context, free_port, make_ca,
-                     make_cert, openssl, recv_all, run, s_client, tmpdir, wait_for)
+                     make_cert, openssl, recv_all, run, s_client, scaled_duration, tmpdir,
+                     wait_for)
 
 
 def parse(text):
@@ -104,7 +105,8 @@ def main():
                 "max_connections": "1"},
     }
     sport = free_port()
-    tf = Tlsfront(d, hosts, workers=2, defaults={"handshake_timeout": "1s"},
+    # 1s, longer under valgrind: a working client's first handshake can take that
+    tf = Tlsfront(d, hosts, workers=2, defaults={"handshake_timeout": scaled_duration(1000)},
                   global_extra={"stats_listen": "127.0.0.1:%d" % sport})
     tf.wait_log(r"metrics on 127\.0\.0\.1:%d" % sport, what="the metrics listener")
     scrape = Scraper(sport)
@@ -216,7 +218,11 @@ def main():
     check(m['tlsfront_backend_connect_failures_total{host="down"}'] == 3 and
           m['tlsfront_backend_connect_failures_total{host="shop"}'] == 0,
           "backend connect failures: 3 for down, none for shop")
-    ok_connects = 16 + 6 + (3 - refused)
+    # a lim client may be closed before its worker saw the handshake end:
+    # then tlsfront does not dial the backend for it
+    gone = sum(1 for l in tf.access_lines()
+               if "host=lim" in l and "client closed after the handshake" in l)
+    ok_connects = 16 + 6 + (3 - refused - gone)
     check(m["tlsfront_backend_connect_seconds_count"] == ok_connects and
           m['tlsfront_backend_connect_seconds_bucket{le="+Inf"}'] == ok_connects,
           "connect latency histogram: %d connects" % ok_connects)
