@@ -288,8 +288,10 @@ relay_done(void *arg, const char *reason, int side, short what)
 	}
 	describe(side == 0 ? c->client : c->backend, what, side == 0 ? "client" : "backend",
 	    buf, sizeof(buf));
-	if (side == 1 && !(what & BEV_EVENT_TIMEOUT))
-		send_close_notify(c);	/* the client did nothing wrong */
+	/* No close_notify after a backend failure: the client must be able to
+	 * tell a response cut short by a backend reset from a complete one,
+	 * and a protocol without a length of its own has only the TLS close
+	 * to go by. It sees the TCP close without close_notify: truncated. */
 	conn_close(c, buf);
 }
 

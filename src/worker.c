@@ -52,8 +52,16 @@ accept_error_cb(struct evconnlistener *ev, void *arg)
 	struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
 
 	(void)ev;
-	log_warn("accept on %s: %s; pausing accepts for %d ms", wl->l->addr.text,
-	    strerror(err), ACCEPT_RETRY_MS);
+	time_t now = time(NULL);
+
+	w->accept_pauses++;
+	if (now - w->accept_err_logged >= 10) {
+		log_warn("accept on %s: %s; pausing accepts for %d ms (%lu pauses since "
+		    "the last report)", wl->l->addr.text, strerror(err), ACCEPT_RETRY_MS,
+		    w->accept_pauses);
+		w->accept_err_logged = now;
+		w->accept_pauses = 0;
+	}
 	for (size_t i = 0; i < w->n_lns; i++)
 		if (w->lns[i].ev)
 			evconnlistener_disable(w->lns[i].ev);

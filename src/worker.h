@@ -33,6 +33,8 @@ struct worker {
 	size_t max_conns;		/* this worker's share of max_connections; 0: none */
 	unsigned long long refused;	/* connections closed at once for max_connections */
 	time_t refused_logged;		/* when we last said so (once a second at most) */
+	unsigned long accept_pauses;	/* accept errors since we last logged one */
+	time_t accept_err_logged;	/* when (once in 10 s at most: EMFILE repeats) */
 	int draining;
 };
 
