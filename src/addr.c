@@ -168,8 +168,14 @@ addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
 		snprintf(buf, n, "[%s]:%u", ip, ntohs(sin6->sin6_port));
 	} else if (sa->sa_family == AF_UNIX) {
 		const struct sockaddr_un *sun = (const void *)sa;
-		if (len > offsetof(struct sockaddr_un, sun_path) && sun->sun_path[0] != '\0')
-			snprintf(buf, n, "unix:%s", sun->sun_path);
+		/* The path ends at len, not necessarily at a NUL: a PROXY v2
+		 * source (proxy.c v2_unix) or a full 108-byte sun_path has none,
+		 * and "%s" printed what followed (in the access line, bytes of the
+		 * balancer's own address after a short path; found by fuzz_addr). */
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path) ?
+		    strnlen(sun->sun_path, len - offsetof(struct sockaddr_un, sun_path)) : 0;
+		if (plen > 0 && sun->sun_path[0] != '\0')
+			snprintf(buf, n, "unix:%.*s", (int)plen, sun->sun_path);
 		else
 			snprintf(buf, n, "unix");
 	} else {

@@ -312,6 +312,15 @@ reader(char *str, int num, void *stream)
 		line += 3;	/* UTF-8 byte order mark */
 		len -= 3;
 	}
+	if (l->lineno == 1 && len >= 2 && (memcmp(line, "\xFF\xFE", 2) == 0 ||
+	    memcmp(line, "\xFE\xFF", 2) == 0)) {
+		/* Notepad's "Unicode": every line would be a NUL byte error */
+		line_error(l, "the file is UTF-16 (it starts with a UTF-16 byte order "
+		    "mark); save it as UTF-8");
+		l->pos = l->len;
+		strcpy(str, "\n");
+		return str;
+	}
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	strcpy(str, "\n");	/* what inih gets for a refused line */
