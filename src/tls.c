@@ -263,7 +263,6 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cct
 	struct ticket_key k;
 	int r = 1;
 
-	(void)s;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (enc) {
@@ -278,7 +277,12 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cct
 				break;
 		if (ticket_key(i, &k) != 0)
 			return 0;	/* unknown or retired key: a full handshake */
-		r = i == 0 ? 1 : 2;	/* 2: accepted, but issue a fresh ticket */
+		/* 2: accepted, and issue a fresh ticket. Always in TLS 1.3: OpenSSL
+		 * sends no NewSessionTicket after a resumption our callback does not
+		 * ask to renew, and TLS 1.3 clients use a ticket once (RFC 8446
+		 * C.4), so every other connection was a full handshake. In TLS 1.2
+		 * only when the ticket's key is no longer the current one. */
+		r = i == 0 && SSL_version(s) != TLS1_3_VERSION ? 1 : 2;
 	}
 	if (EVP_MAC_init(hctx, k.hmac, sizeof(k.hmac), params) != 1 ||
 	    (enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) :

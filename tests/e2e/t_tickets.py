@@ -135,6 +135,23 @@ def main():
                            capture_output=True, timeout=20)
         out = r.stdout.decode("latin-1")
         return "Reused," in out, out
+    # each TLS 1.3 resumption brings a fresh ticket (clients use a ticket once):
+    # a chain of -sess_in A -sess_out B, B -> C, ... resumes at every step
+    prev = os.path.join(d, "chain0.sess")
+    s_client(tf.port, "t.test", "-sess_out")
+    os.replace(sess, prev)
+    for i in range(1, 5):
+        nxt = os.path.join(d, "chain%d.sess" % i)
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tf.port,
+                            "-servername", "t.test", "-CAfile", ca[0], "-ign_eof",
+                            "-sess_in", prev, "-sess_out", nxt],
+                           input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           capture_output=True, timeout=20)
+        out = r.stdout.decode("latin-1")
+        check("Reused, TLSv1.3" in out, "ticket chain step %d resumes" % i)
+        check(os.path.exists(nxt) and open(nxt, "rb").read() != open(prev, "rb").read(),
+              "ticket chain step %d: the resumed connection got a new ticket" % i)
+        prev = nxt
     s_client(tf.port, "t.test", "-sess_out")
     n = len(re.findall(r"reloaded: ", tf.log()))
     tf.proc.send_signal(signal.SIGHUP)
