@@ -19,5 +19,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libssl-dev libevent-dev libinih-dev libcmocka-dev \
+	clang libclang-rt-14-dev \
 	openssl ca-certificates curl python3 nginx-light haproxy procps nghttp2-client \
-	prometheus >/dev/null
+	prometheus testssl.sh valgrind >/dev/null

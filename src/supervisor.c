@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "log.h"
 #include "notify.h"
@@ -205,6 +208,11 @@ spawn(struct sup *sp, int slot)
 	int rc = mine ? worker_run(sp->g, slot, mine) : 1;
 	free(mine);
 	gen_free(sp->g);
+#ifdef __SANITIZE_ADDRESS__
+	/* _exit() skips LeakSanitizer's exit hook: check here, so that a worker's
+	 * clean exit must have freed everything (as valgrind checks too) */
+	__lsan_do_leak_check();
+#endif
 	_exit(rc);
 }
 

@@ -27,6 +27,52 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("TLSFRONT_SRCDIR", os.path.dirname(os.path.dirname(HERE)))
 TLSFRONT = os.environ.get("TLSFRONT_BIN", os.path.join(SRCDIR, "tlsfront"))
 
+# ---------------------------------------------------------------- memory checkers
+#
+# TLSFRONT_VALGRIND=1: every run of the binary (Tlsfront, and the tests that
+# run TLSFRONT themselves: -t, prlimit, setpriv) goes through a wrapper script
+# that starts it under valgrind memcheck. Workers are fork()ed, not exec'd, so
+# valgrind follows them by itself; with %p each process writes its own log
+# (--child-silent-after-fork=yes would silence exactly the workers).
+# A binary built with --enable-sanitizers writes its ASan/LSan reports to
+# files (log_path), whoever started it and wherever its stderr goes; UBSan's
+# go to stderr (GCC's UBSan ignores log_path when linked with ASan), which
+# for a Tlsfront is its log. run() scans the files and the logs after the
+# test: any report fails it (_memcheck_failed).
+# Everything is slower under valgrind: TIME_SCALE stretches the harness's
+# waits, and scaled_duration() the timeouts a test configures that a working
+# client must not run into.
+
+VALGRIND = os.environ.get("TLSFRONT_VALGRIND", "") not in ("", "0")
+TIME_SCALE = float(os.environ.get("TLSFRONT_TIME_SCALE") or (10 if VALGRIND else 1))
+_memcheck_dir = tempfile.mkdtemp(prefix="tlsfront-memcheck-")
+os.chmod(_memcheck_dir, 0o1777)  # tlsfront may have become another user (user = nobody)
+atexit.register(shutil.rmtree, _memcheck_dir, True)
+# Defaults first, so the caller's own ASAN_OPTIONS win; log_path last, so it
+# always applies. ASan keeps freed memory in quarantine to catch use after
+# free, 256 MiB by default: the RSS would grow with every byte relayed (tests
+# bound it); 4 MiB still catches use of recently freed memory.
+os.environ["ASAN_OPTIONS"] = ":".join(filter(None, [
+    "halt_on_error=1:detect_leaks=1:quarantine_size_mb=4",
+    os.environ.get("ASAN_OPTIONS"), "log_path=" + os.path.join(_memcheck_dir, "san")]))
+os.environ["UBSAN_OPTIONS"] = ":".join(filter(None, [
+    "halt_on_error=1:print_stacktrace=1",
+    os.environ.get("UBSAN_OPTIONS"), "log_path=" + os.path.join(_memcheck_dir, "san")]))
+if VALGRIND:
+    # --freelist-vol: memcheck's own quarantine of freed blocks, 20 MB by
+    # default, would make RSS grow past the tests' bounds too (as for ASan)
+    _VALGRIND_ARGS = [
+        "valgrind", "--tool=memcheck", "--leak-check=full",
+        "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+        "--error-exitcode=99", "--freelist-vol=4000000",
+        "--log-file=%s/vg.%%p.log" % _memcheck_dir]
+    _wrapper = os.path.join(_memcheck_dir, "tlsfront")
+    with open(_wrapper, "w") as _f:
+        _f.write("#!/bin/sh\nexec %s %s \"$@\"\n" % (
+            " ".join("'%s'" % a for a in _VALGRIND_ARGS), "'%s'" % TLSFRONT))
+    os.chmod(_wrapper, 0o755)
+    TLSFRONT = _wrapper
+
 _cleanups = []
 
 
@@ -56,20 +102,104 @@ def check(cond, msg):
 
 
 def run(main):
-    """Run a test's main(); print the failure and exit 1 on any exception."""
+    """Run a test's main(); print the failure and exit 1 on any exception,
+    or when a memory checker reported something (even if main() passed)."""
     try:
         main()
     except Fail as e:
         print("FAIL:", e)
         _dump_logs()
-        sys.exit(1)
+        _memcheck_failed()
+        _exit(1)
     except SystemExit:
         raise
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         _dump_logs()
-        sys.exit(1)
-    sys.exit(0)
+        _memcheck_failed()
+        _exit(1)
+    _exit(1 if _memcheck_failed() else 0)
+
+
+def _exit(code):
+    """Exit now, cleanups done (_memcheck_failed ran them): sys.exit would
+    first wait for the test's non-daemon threads, and a test that failed
+    half way may have left one looping forever (seen under valgrind)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    shutil.rmtree(_memcheck_dir, True)
+    os._exit(code)
+
+
+def scaled_duration(ms):
+    """A duration for the configuration, ms milliseconds times TIME_SCALE,
+    as "Nms": for a timeout that a working client must not run into, which
+    under valgrind needs room."""
+    return "%dms" % round(ms * TIME_SCALE)
+
+
+# what a sanitizer writes, wherever its output went
+_SANITIZER_RX = re.compile(r"ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer")
+# the first line of a memcheck error record (also in logs of processes
+# killed before valgrind could write its summary), or a crash
+_VG_ERROR_RX = re.compile(
+    r"^==\d+== (Invalid (read|write|free|size|alignment)|Conditional jump or move depends"
+    r"|Use of uninitialised value|Syscall param .* (uninitialised|unaddressable)"
+    r"|Mismatched free|Source and destination overlap|Argument '.*' of function .* fishy"
+    r"|Process terminating with default action of signal (4|6|7|8|11) )", re.M)
+
+
+def _vg_pid_alive(pid):
+    """Is pid a live process of valgrind (not a reused pid)?"""
+    try:
+        return "memcheck" in os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return False
+
+
+def _memcheck_failed():
+    """After the test: stop its processes (cleanups), then look at every
+    sanitizer report file, every valgrind log and tlsfront's logs. Print
+    each finding; return True if there was any. A process killed with
+    SIGKILL writes no valgrind summary, which is fine: its errors were
+    logged as they happened; but a clean exit must leave no error and no
+    definitely or indirectly lost block."""
+    found = []
+    for path in _logs:  # before the cleanups remove them
+        try:
+            with open(path, errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        if _SANITIZER_RX.search(text):
+            found.append((path, text))
+    _run_cleanups()
+    # workers orphaned by a SIGKILLed main process drain, then exit with
+    # their summaries: give them a bounded while, then kill them
+    vg_logs = sorted(f for f in os.listdir(_memcheck_dir) if re.match(r"vg\.\d+\.log$", f))
+    pids = [int(f.split(".")[1]) for f in vg_logs]
+    deadline = time.monotonic() + 60
+    while any(_vg_pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in pids:
+        if _vg_pid_alive(p):
+            os.kill(p, signal.SIGKILL)
+    for f in sorted(os.listdir(_memcheck_dir)):
+        path = os.path.join(_memcheck_dir, f)
+        with open(path, errors="replace") as fh:
+            text = fh.read()
+        if f.startswith("san."):
+            found.append((path, text))
+        elif f in vg_logs:
+            m = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
+            lost = re.findall(r"(?:definitely|indirectly) lost: ([\d,]+) bytes", text)
+            if (m and m.group(1) != "0") or any(n != "0" for n in lost) or \
+                    _VG_ERROR_RX.search(text):
+                found.append((path, text))
+    for path, text in found:
+        print("FAIL: memory checker report in %s:" % path)
+        print("\n".join(text.splitlines()[:200]))
+    return bool(found)
 
 
 _logs = []
@@ -131,8 +261,9 @@ _given_ports = set()
 
 
 def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
-    """Poll pred() until it is true; raise Fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll pred() until it is true; raise Fail after timeout seconds
+    (times TIME_SCALE: under valgrind everything takes longer)."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while True:
         v = pred()
         if v:
@@ -429,7 +560,7 @@ class Tlsfront:
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(timeout * TIME_SCALE)
         except subprocess.TimeoutExpired:
             raise Fail("tlsfront did not exit within %ss of signal %d" % (timeout, sig))
 
@@ -473,7 +604,7 @@ def client_context(alpn=None, verify_ca=None, minv=None, maxv=None):
 
 def tls_connect(port, sni, ctx=None, timeout=10.0):
     ctx = ctx or client_context()
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout * TIME_SCALE)
     try:
         return ctx.wrap_socket(raw, server_hostname=sni)
     except Exception:
@@ -516,7 +647,7 @@ def s_client(port, servername=None, extra=(), stdin=b"", timeout=20):
     else:
         args += ["-noservername"]
     args += list(extra)
-    r = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout)
+    r = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout * TIME_SCALE)
     return r.returncode, (r.stdout + r.stderr).decode("latin-1")
 
 
@@ -780,3 +911,147 @@ http {
     cleanup(lambda: (p.kill(), p.wait()))
     wait_listening(port, proc=p)
     return p, log
+
+
+# ---------------------------------------------------------------- fault injection (issue #7)
+
+class GoodClient(threading.Thread):
+    """A well-behaved client running beside a fault: GETs path from host sni
+    through tlsfront, a new TLS connection each time (http_get), until
+    halt(). A request counts as ok (self.ok) only if the body is `expect`;
+    anything else (a wrong body, an exception) goes to self.errors. pause:
+    seconds between requests (pacing, to leave the machine's CPUs to the
+    fault and to other tests). hold()/release() stop and restart it, for a
+    fault whose onset no request may straddle."""
+
+    def __init__(self, port, sni, path, expect, ctx=None, pause=0.02):
+        super().__init__(daemon=True)
+        self.port, self.sni, self.path, self.expect, self.ctx = port, sni, path, expect, ctx
+        self.pause = pause
+        self.ok = 0
+        self.errors = []
+        self.halted = threading.Event()   # not self._stop: threading.Thread has one
+        self.gate = threading.Event()
+        self.gate.set()
+        self.busy = threading.Lock()
+
+    def run(self):
+        while not self.halted.is_set():
+            self.gate.wait()
+            with self.busy:
+                if self.halted.is_set():
+                    break
+                try:
+                    body = http_get(self.port, self.sni, self.path, self.ctx, timeout=30)
+                    if body == self.expect:
+                        self.ok += 1
+                    else:
+                        self.errors.append("wrong body %r" % body[:80])
+                except Exception as e:  # noqa: BLE001 - counted, reported by the test
+                    self.errors.append(repr(e))
+            self.halted.wait(self.pause)
+
+    def hold(self):
+        """Start no new request; return once the one under way is done."""
+        self.gate.clear()
+        with self.busy:
+            pass
+
+    def release(self):
+        self.gate.set()
+
+    def progress(self, n=1, timeout=30.0):
+        """Wait until n more requests have succeeded than when called: the
+        caller holds its fault meanwhile, so these were served during it."""
+        want = self.ok + n
+        wait_for(lambda: self.ok >= want or self.errors or not self.is_alive(), timeout,
+                 "%d good requests to succeed" % n)
+        if self.errors:
+            raise Fail("a good request failed: %s" % self.errors[0])
+
+    def halt(self):
+        self.halted.set()
+        self.gate.set()
+        self.join(60)
+        if self.is_alive():
+            raise Fail("the good client did not stop (a request hangs)")
+
+
+def fault_case(tf, name, fault_fn, good, rss_bound_kb=20 * 1024, during=True, reload=False):
+    """Run one fault against tlsfront and check what issue #7 asks of every
+    fault: tlsfront stays up, leaks no descriptor, its memory stays bounded,
+    and good clients are served during the fault and right after it.
+
+    tf runs one worker (workers = 1), so there is one worker to watch.
+    good = (sni, path, body): a healthy host and what it answers.
+    fault_fn(gc) injects the fault and returns once it is over, after
+    checking its own effects (what the faulty peer saw, access lines); gc is
+    the GoodClient running meanwhile: a fault that lasts calls gc.progress()
+    while it is at its worst. during=False for a fault that by nature lets
+    nothing in (out of descriptors): good requests may then wait, queued,
+    but still none may fail. reload=True for SIGHUP faults: workers are
+    meant to be replaced, so the main process is the one whose descriptors
+    and memory are watched, and the worker count must come back to one.
+
+    Baselines are taken after a warm-up: OpenSSL, libevent and malloc set
+    up some state on first use, which is not a leak. The RSS bound is given
+    by the caller; it is checked on the peak seen during the fault (sampled
+    every 50 ms) and after it. Returns what fault_fn returned."""
+    sni, path, expect = good
+    main = tf.proc.pid
+    worker = wait_for(lambda: len(tf.workers()) == 1 and tf.workers(), 15,
+                      "one worker process")[0]
+    watched = main if reload else worker
+    for _ in range(3):
+        body = http_get(tf.port, sni, path)
+        check(body == expect, "%s: warm-up request served (%r)" % (name, body[:60]))
+    # the access line is written just before a connection's fds are closed
+    base_fds = wait_stable(lambda: tf.fd_count(watched), polls=3, interval=0.1,
+                           what="%s: the fd count to settle" % name)
+    base_rss = rss_kb(watched)
+    peak = [base_rss]
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.wait(0.05):
+            try:
+                peak[0] = max(peak[0], rss_kb(watched))
+            except OSError:
+                return
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    gc = GoodClient(tf.port, sni, path, expect)
+    gc.start()
+    try:
+        gc.progress(1)
+        ok0 = gc.ok
+        result = fault_fn(gc)
+        ok_during = gc.ok - ok0
+    finally:
+        gc.halt()
+        sampling.set()
+        sampler.join(5)
+    check(not gc.errors, "%s: no good request failed (%d served; errors %r)"
+          % (name, gc.ok, gc.errors[:3]))
+    if during:
+        check(ok_during > 0, "%s: good clients were served during the fault (%d requests)"
+              % (name, ok_during))
+    check(tf.proc.poll() is None, "%s: the main process is alive" % name)
+    if reload:
+        check_eventually(lambda: len(tf.workers()) == 1,
+                         "%s: old generations drained, one worker left" % name, timeout=30)
+    else:
+        check(tf.workers() == [worker],
+              "%s: the same worker %d is alive (no crash, no restart): %r"
+              % (name, worker, tf.workers()))
+    check_eventually(lambda: tf.fd_count(watched) == base_fds,
+                     "%s: the %s's fd count is back to its baseline %d"
+                     % (name, "main process" if reload else "worker", base_fds), timeout=15)
+    rss = rss_kb(watched)
+    print("# %s: RSS baseline %d kB, peak %d kB, after %d kB" % (name, base_rss, peak[0], rss))
+    check(peak[0] - base_rss < rss_bound_kb and rss - base_rss < rss_bound_kb,
+          "%s: RSS grew by at most %d kB (peak +%d kB, after +%d kB)"
+          % (name, rss_bound_kb, peak[0] - base_rss, rss - base_rss))
+    body = http_get(tf.port, sni, path)
+    check(body == expect, "%s: a good client is served right after (%r)" % (name, body[:60]))
+    return result

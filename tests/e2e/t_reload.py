@@ -18,7 +18,8 @@ import threading
 import time
 
 from harness import (HttpBackend, Tlsfront, check, cleanup, client_context, free_port,
-                     http_get, make_ca, make_cert, pattern_sha256, run, tmpdir, wait_for)
+                     http_get, make_ca, make_cert, pattern_sha256, run, scaled_duration,
+                     tmpdir, wait_for)
 
 import hashlib
 
@@ -69,7 +70,9 @@ def main():
         os.symlink(c1[0] if ext == "pem" else c1[1], os.path.join(live, "cert." + ext))
     keys = {"cert": os.path.join(live, "cert.pem"), "key": os.path.join(live, "cert.key"),
             "backend": "127.0.0.1:%d" % be.port}
-    tf = Tlsfront(d, {"shop": keys}, workers=2, global_extra={"shutdown_timeout": "20s"})
+    # 20s (longer under valgrind): the in-flight download must outlive every reload
+    tf = Tlsfront(d, {"shop": keys}, workers=2,
+                  global_extra={"shutdown_timeout": scaled_duration(20000)})
     del os.environ["NOTIFY_SOCKET"]
     wait_for(lambda: any("READY=1" in n for n in notes), 10, "READY=1")
     serial1 = served_serial(tf.port, "shop.test")

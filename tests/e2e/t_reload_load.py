@@ -8,11 +8,12 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
-from harness import (Tlsfront, cert_of, check, cleanup, client_context, free_port, http_get,
-                     make_ca, make_cert, run, start_nginx, tmpdir, wait_for)
+from harness import (VALGRIND, Tlsfront, cert_of, check, cleanup, client_context, free_port,
+                     http_get, make_ca, make_cert, run, start_nginx, tmpdir, wait_for)
 
 
 def served_cert(port):
@@ -24,6 +25,10 @@ def served_cert(port):
 
 
 def main():
+    if VALGRIND:
+        print("SKIP: a load test (h2load, 20 reloads in 20 s); under valgrind it would "
+              "measure valgrind's speed")
+        sys.exit(77)
     d = tmpdir()
     ca = make_ca(d)
     c1 = make_cert(d, "one", ["load.test"], ca=ca)
