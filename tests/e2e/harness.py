@@ -1055,3 +1055,20 @@ def fault_case(tf, name, fault_fn, good, rss_bound_kb=20 * 1024, during=True, re
     body = http_get(tf.port, sni, path)
     check(body == expect, "%s: a good client is served right after (%r)" % (name, body[:60]))
     return result
+
+
+def burst(fn, n):
+    """Run fn(i) in n threads at once; return their results in order."""
+    out = [None] * n
+
+    def one(i):
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - the caller checks the results
+            out[i] = ("exception", repr(e))
+    ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    return out

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 
-from harness import (HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
+from harness import (burst, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
                      client_context, fault_case, free_port, make_ca, make_cert, pattern_bytes,
                      run, tls_connect, tmpdir, wait_for)
 
@@ -75,23 +75,6 @@ def handshake_then_close(port, sni, ctx, timeout=10.0):
         return lport, "reset"
     finally:
         s.close()
-
-
-def burst(fn, n):
-    """Run fn(i) in n threads at once; return their results in order."""
-    out = [None] * n
-
-    def one(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 - the caller checks the results
-            out[i] = ("exception", repr(e))
-    ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    return out
 
 
 def blackhole():

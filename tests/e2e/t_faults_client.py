@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 
-from harness import (HttpBackend, TcpServer, Tlsfront, check, cleanup, client_context,
+from harness import (burst, HttpBackend, TcpServer, Tlsfront, check, cleanup, client_context,
                      connect_from, fault_case, make_ca, make_cert, pattern_bytes, rss_kb, run,
                      tmpdir, wait_for)
 
@@ -191,23 +191,6 @@ class Greeter(TcpServer):
             pass
         finally:
             c.close()
-
-
-def burst(fn, n):
-    """Run fn(i) in n threads at once; return their results in order."""
-    out = [None] * n
-
-    def one(i):
-        try:
-            out[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 - the caller checks the results
-            out[i] = ("exception", repr(e))
-    ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    return out
 
 
 # ---------------------------------------------------------------- the faults
