@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 
-from harness import (burst, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
+from harness import (unexpected_eof, burst, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
                      client_context, fault_case, free_port, make_ca, make_cert, pattern_bytes,
                      run, tls_connect, tmpdir, wait_for)
 
@@ -67,7 +67,9 @@ def handshake_then_close(port, sni, ctx, timeout=10.0):
         return lport, ("data" if s.recv(4096) else "close_notify")
     except ssl.SSLZeroReturnError:
         return lport, "close_notify"
-    except ssl.SSLEOFError:
+    except ssl.SSLError as e:
+        if not unexpected_eof(e):
+            raise
         return lport, "eof"
     except socket.timeout:
         return lport, "timeout"
@@ -180,7 +182,9 @@ def read_rest(s):
             data += b
     except ssl.SSLZeroReturnError:
         pass
-    except ssl.SSLEOFError:
+    except ssl.SSLError as e:
+        if not unexpected_eof(e):
+            raise
         how = "eof"
     except (ConnectionResetError, BrokenPipeError):
         how = "reset"
@@ -255,7 +259,9 @@ def backend_reset(tf, ctx, be):
                 got += b
             be.event(str(i)).set()
             rest, how = read_rest(s)
-        except ssl.SSLEOFError:
+        except ssl.SSLError as e:
+            if not unexpected_eof(e):
+                raise
             rest, how = b"", "eof"
         except (ConnectionResetError, BrokenPipeError):
             rest, how = b"", "reset"

@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 
-from harness import (burst, HttpBackend, TcpServer, Tlsfront, check, cleanup, client_context,
+from harness import (unexpected_eof, burst, HttpBackend, TcpServer, Tlsfront, check, cleanup, client_context,
                      connect_from, fault_case, make_ca, make_cert, pattern_bytes, rss_kb, run,
                      tmpdir, wait_for)
 
@@ -135,7 +135,9 @@ class BioClient:
                 data += b
         except ssl.SSLZeroReturnError:
             return bytes(data), "close_notify"
-        except ssl.SSLEOFError:
+        except ssl.SSLError as e:
+            if not unexpected_eof(e):
+                raise
             return bytes(data), "eof"
         except ConnectionResetError:
             return bytes(data), "reset"

@@ -51,15 +51,12 @@ def main():
           "the left-out host is not served (no default host): %s" % out[-200:])
     # its key comes back: a reload takes the host back
     shutil.copy(hidden, bad[1])
-    n = len(re.findall(r"reloaded: ", ts.log()))
-    ts.proc.send_signal(signal.SIGHUP)
-    ts.wait_log(r"reloaded: ", count=n + 1, what="the reload")
+    ts.reload()
     check(http_get(ts.port, "bad.test", "/b") == b"backend x /b\n",
           "after the key is back, a reload serves the host again")
     # and goes missing again: the reload under skip leaves it out, the rest serves
     os.remove(bad[1])
-    ts.proc.send_signal(signal.SIGHUP)
-    ts.wait_log(r"reloaded: ", count=n + 2, what="the second reload")
+    ts.reload("the second reload")
     check(not re.search(r"reload failed", ts.log()), "under skip the reload does not fail")
     check(http_get(ts.port, "good.test", "/g2") == b"backend x /g2\n",
           "the good host serves after that reload")

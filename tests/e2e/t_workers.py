@@ -10,7 +10,7 @@ import signal
 import socket
 import ssl
 
-from harness import (HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
+from harness import (unexpected_eof, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
                      client_context, http_get, make_ca, make_cert, pattern_bytes, run,
                      tmpdir, wait_for, wait_stable)
 
@@ -90,7 +90,9 @@ class BioClient:
                 if not b:
                     return data, "close_notify"
                 data += b
-        except ssl.SSLEOFError:
+        except ssl.SSLError as e:
+            if not unexpected_eof(e):
+                raise
             return data, "EOF without close_notify"
         except socket.timeout:
             return data, "timeout"
@@ -262,7 +264,9 @@ def half_close_case(tf, ctx, hash_be, greet_be, stream_be):
                 how = "close_notify"
                 break
             got += b
-    except ssl.SSLEOFError:
+    except ssl.SSLError as e:
+        if not unexpected_eof(e):
+            raise
         how = "EOF without close_notify"
     except socket.timeout:
         how = "timeout"
