@@ -95,10 +95,25 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+free_listeners_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < w->n_lns; i++) {
+		if (w->lns[i].ev)
+			evconnlistener_free(w->lns[i].ev);
+		w->lns[i].ev = NULL;
+	}
+}
+
+static void
 stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct timeval tv;
+	const struct timeval next_turn = { 0, 1 };
 	unsigned ms = w->gen->cfg->g.shutdown_timeout_ms;
 
 	(void)what;
@@ -106,11 +121,24 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->draining = 1;
 	log_info("signal %d: draining %zu connections (up to %u ms)", (int)sig, w->n_conns, ms);
-	for (size_t i = 0; i < w->n_lns; i++) {
+	/*
+	 * Disable the listeners now, free them (closing their fds) only after
+	 * the next epoll_wait. With epoll's changelist (worker_base_new) the
+	 * EPOLL_CTL_DEL of a disable waits for that epoll_wait; freeing at once
+	 * closed the fd first, and the DEL then failed with EBADF. The kernel
+	 * keys an epoll entry by the open file, which the main process and the
+	 * next generation's workers still hold (one socket per slot, shared), so
+	 * the entry stayed: seen in /proc/PID/fdinfo of a draining worker's
+	 * epoll fd during bench/soak.sh, a "tfd" for the closed listener fd. The
+	 * draining worker went on waking for connections it no longer accepts,
+	 * reported on whatever fd later reused the number. A timer of 1 us, not
+	 * an immediate event: those run in this same loop turn.
+	 */
+	for (size_t i = 0; i < w->n_lns; i++)
 		if (w->lns[i].ev)
-			evconnlistener_free(w->lns[i].ev);
-		w->lns[i].ev = NULL;
-	}
+			evconnlistener_disable(w->lns[i].ev);
+	if (event_base_once(w->base, -1, EV_TIMEOUT, free_listeners_cb, w, &next_turn) != 0)
+		free_listeners_cb(-1, 0, w);
 	if (w->n_conns == 0) {
 		event_base_loopexit(w->base, NULL);
 		return;

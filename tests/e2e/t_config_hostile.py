@@ -15,6 +15,7 @@ onto a FIFO certificate and ticket_key_file = /dev/zero (which hung the main
 process before tls.c refused non-regular files) fails with FILE:LINE in the
 log, the old configuration keeps serving, and the next good reload works.
 (A reload onto a host file with a plain error is in t_reload.py.)"""
+import glob
 import os
 import re
 import signal
@@ -22,6 +23,12 @@ import subprocess
 
 from harness import (TLSFRONT, Fail, HttpBackend, Tlsfront, check, free_port, http_get,
                      make_ca, make_cert, pattern_bytes, run, tmpdir)
+
+# An empty main file takes the default hosts glob, SYSCONFDIR/tlsfront/hosts.d/*.ini:
+# on a machine where tlsfront is installed and configured (the package's
+# autopkgtest) it finds real hosts, so the "no host" cases cannot be checked.
+DEFAULT_HOSTS = (glob.glob("/etc/tlsfront/hosts.d/*.ini") +
+                 glob.glob("/usr/local/etc/tlsfront/hosts.d/*.ini"))
 
 CRASH_MARKERS = ("Sanitizer", "runtime error:", "Traceback", "Segmentation fault",
                  "core dumped", "Aborted")
@@ -464,8 +471,11 @@ def test_special_files(env, d):
           "/dev/zero as the main file: too large, read no further (%r)" % r.out)
     r = tf_check(fifo, "a FIFO without a writer as the main file")
     rejected(r)
-    check(any("no [host LABEL] section" in m for m in r.at(fifo)),
-          "a FIFO as the main file reads as empty (%r)" % r.out)
+    # read as an empty file: the default hosts glob applies, which on a
+    # machine with tlsfront installed and configured finds real hosts
+    if not DEFAULT_HOSTS:
+        check(any("no [host LABEL] section" in m for m in r.at(fifo)),
+              "a FIFO as the main file reads as empty (%r)" % r.out)
 
 
 def test_missing_and_empty(env):
@@ -484,6 +494,10 @@ def test_missing_and_empty(env):
     accepted(tf_check(main, "a missing hosts directory, a host in the main file"))
 
     for name, data in (("empty", b""), ("comments", b"; only\n# comments\n   ; here\n\n")):
+        if DEFAULT_HOSTS:
+            print("# a main file that is %s: not checked, the default hosts glob finds "
+                  "this machine's own hosts (%s)" % (name, DEFAULT_HOSTS[0]))
+            continue
         main, _ = env.case("main-" + name, main=data, good_host=False)
         r = tf_check(main, "a main file that is %s" % name)
         rejected(r)
