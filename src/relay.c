@@ -82,11 +82,9 @@ maybe_shutdown(struct relay *r, int i)
 /*
  * Write now, not one loop turn later. A bufferevent given output only asks
  * epoll for EPOLLOUT and writes when epoll_wait reports it: per request and
- * direction, one more epoll_wait and two epoll_ctl. Activating its write
- * event runs the same write callback in this turn; the interest it added
- * and dropped again cancels out in epoll's changelist (worker.c). Only when
- * the output was empty before: otherwise a write is already waiting for the
- * socket. ev_write is the one bufferevent field we touch (public in
+ * direction, one more loop turn and epoll_wait. Activating its write event
+ * runs the same write callback in this turn. Only when the output was empty
+ * before: otherwise a write is already waiting for the socket. ev_write is the one bufferevent field we touch (public in
  * bufferevent_struct.h and stable over libevent 2.1; only socket-based
  * bufferevents, plain or OpenSSL, assign it).
  */

@@ -95,25 +95,10 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-free_listeners_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
-
-	(void)fd;
-	(void)what;
-	for (size_t i = 0; i < w->n_lns; i++) {
-		if (w->lns[i].ev)
-			evconnlistener_free(w->lns[i].ev);
-		w->lns[i].ev = NULL;
-	}
-}
-
-static void
 stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct timeval tv;
-	const struct timeval next_turn = { 0, 1 };
 	unsigned ms = w->gen->cfg->g.shutdown_timeout_ms;
 
 	(void)what;
@@ -121,24 +106,11 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->draining = 1;
 	log_info("signal %d: draining %zu connections (up to %u ms)", (int)sig, w->n_conns, ms);
-	/*
-	 * Disable the listeners now, free them (closing their fds) only after
-	 * the next epoll_wait. With epoll's changelist (worker_base_new) the
-	 * EPOLL_CTL_DEL of a disable waits for that epoll_wait; freeing at once
-	 * closed the fd first, and the DEL then failed with EBADF. The kernel
-	 * keys an epoll entry by the open file, which the main process and the
-	 * next generation's workers still hold (one socket per slot, shared), so
-	 * the entry stayed: seen in /proc/PID/fdinfo of a draining worker's
-	 * epoll fd during bench/soak.sh, a "tfd" for the closed listener fd. The
-	 * draining worker went on waking for connections it no longer accepts,
-	 * reported on whatever fd later reused the number. A timer of 1 us, not
-	 * an immediate event: those run in this same loop turn.
-	 */
-	for (size_t i = 0; i < w->n_lns; i++)
+	for (size_t i = 0; i < w->n_lns; i++) {
 		if (w->lns[i].ev)
-			evconnlistener_disable(w->lns[i].ev);
-	if (event_base_once(w->base, -1, EV_TIMEOUT, free_listeners_cb, w, &next_turn) != 0)
-		free_listeners_cb(-1, 0, w);
+			evconnlistener_free(w->lns[i].ev);
+		w->lns[i].ev = NULL;
+	}
 	if (w->n_conns == 0) {
 		event_base_loopexit(w->base, NULL);
 		return;
@@ -156,26 +128,6 @@ worker_conn_gone(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
-/*
- * The worker's event loop. Epoll's changelist folds the several interest
- * changes a bufferevent makes for one socket in one loop turn (enable read,
- * enable write, disable write...) into one epoll_ctl at the next wait: a
- * short TLS connection otherwise costs about 18 epoll_ctl calls. We never
- * dup() sockets, the one case where the changelist is unsafe.
- */
-static struct event_base *
-worker_base_new(void)
-{
-	struct event_config *cfg;
-	struct event_base *base;
-
-	if ((cfg = event_config_new()) == NULL)
-		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
-}
 
 int
 worker_run(const struct generation *g, int slot, const int *fds)
@@ -192,7 +144,7 @@ worker_run(const struct generation *g, int slot, const int *fds)
 		w.max_conns = (size_t)((g->cfg->g.max_connections + g->cfg->g.workers - 1) /
 		    g->cfg->g.workers);
 	signal(SIGHUP, SIG_IGN);	/* reloads are the main process's business */
-	if ((w.base = worker_base_new()) == NULL)
+	if ((w.base = event_base_new()) == NULL)
 		goto out;
 	w.n_lns = g->n_listeners;
 	if ((w.lns = calloc(w.n_lns, sizeof(*w.lns))) == NULL)
