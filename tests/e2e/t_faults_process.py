@@ -183,13 +183,6 @@ def stalled_worker_case(d, ca, good):
             s.close()
         gc.progress(1)   # raises if it failed
         print("# stalled: the good request that waited was served after SIGCONT")
-        if VALGRIND:
-            # valgrind takes descriptors of the 64 for itself and runs the
-            # worker ~20x slower: the queue drain is checked in the plain
-            # and sanitizer runs
-            print("# emfile: under valgrind the check that every queued connection "
-                  "is logged is left to the other runs")
-            return
         check_eventually(lambda: ports <= faulty_ports(tf, since),
                          "stalled: all %d queued connections were accepted and logged"
                          % QUEUED, timeout=20)

@@ -47,7 +47,7 @@ import time
 
 import tlsforge as F
 from harness import (HttpBackend, MiniCA, Tlsfront, check, check_eventually, cleanup,
-                     client_context, free_port, make_ca, make_cert, rss_kb, run, tmpdir,
+                     client_context, free_port, make_ca, make_cert, recv_all, rss_kb, run, tmpdir,
                      wait_for, wait_stable)
 
 HS_TIMEOUT = 3.0
@@ -69,17 +69,9 @@ def get(port, sni, path, ctx=None):
         s = (ctx or client_context()).wrap_socket(raw, server_hostname=sni)
         s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                    % (path, sni)).encode())
-        data = bytearray()
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
         s.close()
-        return bytes(data).partition(b"\r\n\r\n")[2], lport
+        return data.partition(b"\r\n\r\n")[2], lport
     except (OSError, ssl.SSLError) as e:
         raw.close()
         return e, lport
