@@ -51,6 +51,12 @@ logged() {
 	local log=$work/$1.log; shift
 	if ! "$@" >"$log" 2>&1; then
 		tail -n 80 "$log"
+		# a failing test's own verdict sits above its log dump, out of
+		# the tail's reach: repeat those lines last
+		if grep -qE '^(FAIL|not ok|Traceback)' "$log"; then
+			echo "---- failure lines in $log:"
+			grep -E -A3 '^(FAIL|not ok|Traceback)' "$log" | head -n 60
+		fi
 		fail "'$*' failed (log above)"
 	fi
 }

@@ -125,6 +125,8 @@ static const struct keydef keys[K_COUNT] = {
 	    0, 10000000, "0" },
 	[K_SESSION_TICKETS] = { "session_tickets", HOST_SCOPE, T_BOOL, H(session_tickets),
 	    0, 0, "on" },
+	[K_TLS13_TICKETS] = { "tls13_tickets", HOST_SCOPE, T_INT, H(tls13_tickets), 1, 10,
+	    "1" },
 	[K_SESSION_CACHE_SIZE] = { "session_cache_size", HOST_SCOPE, T_INT,
 	    H(session_cache_size), 0, 1000000, "1024" },
 	[K_KEYLOG_FILE] = { "keylog_file", HOST_SCOPE, T_PATH, H(keylog_file), 0, 0, NULL },

@@ -31,7 +31,7 @@ enum cfg_key {
 	K_HANDSHAKE_TIMEOUT, K_CONNECT_TIMEOUT, K_IDLE_TIMEOUT,
 	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
 	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV, K_MAX_CONNECTIONS,
-	K_SESSION_TICKETS, K_SESSION_CACHE_SIZE,
+	K_SESSION_TICKETS, K_TLS13_TICKETS, K_SESSION_CACHE_SIZE,
 	K_KEYLOG_FILE, K_OCSP_FILE,
 	K_COUNT
 };
@@ -78,6 +78,7 @@ struct host_config {
 	int proxy_client_cert_tlv;	/* its TLV type, 0xE0..0xEF */
 	int max_connections;		/* 0: no limit of its own */
 	int session_tickets;		/* boolean */
+	int tls13_tickets;		/* tickets after a full TLS 1.3 handshake */
 	int session_cache_size;		/* sessions kept per worker for ID resumption; 0: off */
 	char *keylog_file;		/* NSS key log of this host's connections, or NULL */
 	char *ocsp_file;		/* DER OCSP response to staple, or NULL */

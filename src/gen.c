@@ -79,11 +79,13 @@ gen_build(struct config *cfg, struct diag *d)
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	struct loc top = { cfg->main_file, 0 };
+	struct tls_profiles *profiles = NULL;	/* contexts by settings, while building */
 	int ok = 1;
 
 	if (g == NULL || tls_init() != 0)
 		goto err;
-	if ((g->hosts = calloc(cfg->n_hosts, sizeof(*g->hosts))) == NULL)
+	if ((g->hosts = calloc(cfg->n_hosts, sizeof(*g->hosts))) == NULL ||
+	    (profiles = tls_profiles_new()) == NULL)
 		goto err;
 	g->n_hosts = cfg->n_hosts;
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
@@ -97,7 +99,7 @@ gen_build(struct config *cfg, struct diag *d)
 		size_t before = d->n;
 		if (cfg->hosts[i].bad) {
 			ok = 0;
-		} else if (tls_host_setup(&g->hosts[i], d) != 0) {
+		} else if (tls_host_setup(&g->hosts[i], profiles, d) != 0) {
 			if (cfg->g.host_errors == HOST_ERRORS_SKIP) {
 				/* its files failed: serve the others without it */
 				char why[300];
@@ -111,6 +113,9 @@ gen_build(struct config *cfg, struct diag *d)
 			}
 		}
 	}
+	g->n_contexts = tls_profiles_count(profiles);
+	tls_profiles_free(profiles);	/* the hosts hold the contexts they use */
+	profiles = NULL;
 	if (g->n_skipped == g->n_hosts && g->n_hosts > 0) {
 		diag_error_at(d, top, "no host could be loaded");
 		ok = 0;
@@ -150,6 +155,7 @@ gen_build(struct config *cfg, struct diag *d)
 	tls_files_sweep(&g->files_read, &g->files_unchanged);
 	return g;
 err:
+	tls_profiles_free(profiles);
 	if (d->n_errors == 0)
 		diag_error_at(d, top, "out of memory");
 	if (g != NULL)
@@ -166,6 +172,9 @@ gen_free(struct generation *g)
 	for (size_t i = 0; i < g->n_hosts; i++) {
 		struct host *h = &g->hosts[i];
 		SSL_CTX_free(h->ctx);
+		X509_free(h->leaf);
+		sk_X509_pop_free(h->chain, X509_free);
+		EVP_PKEY_free(h->key);
 		for (size_t j = 0; j < h->n_names; j++)
 			free(h->names[j]);
 		free(h->names);

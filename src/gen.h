@@ -1,6 +1,7 @@
 /*
  * gen.h: a generation, everything the workers serve from: the hosts with
- * their SSL_CTX, and the listeners with their name -> host tables.
+ * their certificates and settings contexts, and the listeners with their
+ * name -> host tables.
  *
  * The main process builds a generation from a checked config before it
  * forks the workers; workers only read it. `tlsfront -t` builds one too and
@@ -23,7 +24,12 @@ struct sess_ring;
 
 struct host {
 	const struct host_config *cfg;
-	SSL_CTX *ctx;
+	SSL_CTX *ctx;			/* its TLS settings: shared by the hosts with the
+					 * same ones (a reference each; tls.c) */
+	X509 *leaf;			/* its certificate, the rest of the file's chain */
+	STACK_OF(X509) *chain;		/* and its key: put on each connection by the */
+	EVP_PKEY *key;			/* ClientHello callback (a reference each) */
+	unsigned char sid[SSL_MAX_SID_CTX_LENGTH];	/* session-id context: the host's */
 	char **names;			/* effective names (config's or certificate's) */
 	size_t n_names;
 	char *groups;			/* the groups this OpenSSL accepts, "a:b:c" */
@@ -67,6 +73,7 @@ struct generation {
 	struct config *cfg;
 	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
 	size_t n_skipped;		/* hosts left out by host_errors = skip */
+	size_t n_contexts;		/* settings contexts the hosts share (tls.c) */
 	unsigned long files_read;	/* certificate and key files parsed for it */
 	unsigned long files_unchanged;	/* ... and found unchanged since a build before */
 	struct host *hosts;

@@ -305,9 +305,9 @@ reload(struct sup *sp)
 		start_slot(sp, s, now);
 	sp->reloads_ok++;
 	stats_reload_done(sp->st, 1);
-	log_info("reloaded: %zu hosts, %zu listeners, %d workers; %lu certificate and key "
-	    "files read, %lu unchanged", ng->n_hosts, ng->n_listeners, n, ng->files_read,
-	    ng->files_unchanged);
+	log_info("reloaded: %zu hosts (%zu TLS settings), %zu listeners, %d workers; %lu "
+	    "certificate and key files read, %lu unchanged", ng->n_hosts, ng->n_contexts,
+	    ng->n_listeners, n, ng->files_read, ng->files_unchanged);
 	notify_send("READY=1");
 	status(sp);
 }
@@ -381,8 +381,8 @@ supervisor_run(struct generation *g, const char *path)
 	}
 	for (int s = 0; s < sp.nslots; s++)
 		start_slot(&sp, s, now_ms());
-	log_info("tlsfront %s started: %zu hosts, %zu listeners, %d workers", PACKAGE_VERSION,
-	    g->n_hosts, g->n_listeners, sp.nslots);
+	log_info("tlsfront %s started: %zu hosts (%zu TLS settings), %zu listeners, %d workers",
+	    PACKAGE_VERSION, g->n_hosts, g->n_contexts, g->n_listeners, sp.nslots);
 	for (size_t i = 0; i < g->n_listeners; i++)
 		log_info("listening on %s", g->listeners[i].addr.text);
 	notify_send("READY=1\nMAINPID=%ld", (long)getpid());

@@ -100,7 +100,12 @@ sni_from_ext(const unsigned char *p, size_t len, const unsigned char **name)
 	return 0;
 }
 
-static void
+/*
+ * Move ssl to host h: its settings context (shared by the hosts with the
+ * same TLS settings), then its own certificate and session-id context, which
+ * live on the connection. Returns 0, or -1 if OpenSSL refused (out of memory).
+ */
+static int
 switch_host(SSL *ssl, const struct host *h)
 {
 	SSL_CTX *ctx = h->ctx;
@@ -120,6 +125,15 @@ switch_host(SSL *ssl, const struct host *h)
 	/* the SSL copied its groups from the base context at SSL_new */
 	if (!h->groups_as_base)
 		SSL_set1_groups_list(ssl, h->groups);
+	/* before OpenSSL looks at a session or ticket: a session made under
+	 * another host has another context and is not resumed here */
+	SSL_set_num_tickets(ssl, (size_t)h->cfg->tls13_tickets);
+	if (SSL_set_session_id_context(ssl, h->sid, sizeof(h->sid)) != 1 ||
+	    SSL_use_cert_and_key(ssl, h->leaf, h->key, h->chain, 1) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -162,7 +176,11 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
-	switch_host(ssl, h);
+	if (switch_host(ssl, h) != 0) {
+		info->fail = "cannot set the host's certificate";
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	h->active++;
 	info->counted = 1;
 	return SSL_CLIENT_HELLO_SUCCESS;
@@ -172,16 +190,17 @@ static int
 alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned inlen, void *arg)
 {
-	const struct host *h = arg;
+	struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+	const struct host *h = info != NULL ? info->host : NULL;
 	unsigned char *sel;
 
-	(void)ssl;
+	(void)arg;
+	if (h == NULL || h->alpn_wire == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
 	/* iterates over our list first: the server's preference wins */
 	if (SSL_select_next_proto(&sel, outlen, h->alpn_wire, (unsigned)h->alpn_wire_len,
 	    in, inlen) != OPENSSL_NPN_NEGOTIATED) {
-		struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
-		if (info != NULL)
-			info->fail = "no common ALPN protocol";
+		info->fail = "no common ALPN protocol";
 		return SSL_TLSEXT_ERR_ALERT_FATAL;	/* no_application_protocol */
 	}
 	*out = sel;
@@ -611,14 +630,12 @@ check_validity(struct host *h, X509 *leaf, struct diag *d)
 
 /* The chain must be leaf first, each certificate issued by the next. */
 static int
-check_chain_order(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+check_chain_order(const struct host *h, struct diag *d)
 {
-	STACK_OF(X509) *chain = NULL;
-	X509 *prev = leaf;
+	X509 *prev = h->leaf;
 
-	SSL_CTX_get0_chain_certs(ctx, &chain);
-	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-		X509 *x = sk_X509_value(chain, i);
+	for (int i = 0; i < sk_X509_num(h->chain); i++) {
+		X509 *x = sk_X509_value(h->chain, i);
 		if (X509_check_issued(x, prev) != X509_V_OK) {
 			diag_error_at(d, h->cfg->loc[K_CERT], "cert: %s: certificate %d of the chain "
 			    "did not issue certificate %d (order must be leaf first, then each "
@@ -949,19 +966,18 @@ tls_files_sweep(unsigned long *read, unsigned long *unchanged)
 }
 
 /*
- * Load the key and check that it belongs to the leaf (the first certificate
- * of the file). A key that belongs to a later certificate means the file is
- * out of order, which is reported as such. Returns 0, or -1 after reporting.
+ * Load the key into h->key and check that it belongs to the leaf (the first
+ * certificate of the file). A key that belongs to a later certificate means
+ * the file is out of order, which is reported as such. Returns 0, or -1
+ * after reporting.
  */
 static int
-use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+use_key(struct host *h, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
-	STACK_OF(X509) *chain = NULL;
 	struct cached_file *f;
 	EVP_PKEY *pkey;
 	char err[256];
-	int rc = -1;
 
 	key_wanted_password = 0;
 	f = fcache_get(c->key, 1);
@@ -977,29 +993,23 @@ use_key(const struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 		    tls_error_string(err, sizeof(err)));
 		return -1;
 	}
-	if (X509_check_private_key(leaf, pkey) != 1) {
+	if (X509_check_private_key(h->leaf, pkey) != 1) {
 		ERR_clear_error();
-		SSL_CTX_get0_chain_certs(ctx, &chain);
-		for (int i = 0; chain && i < sk_X509_num(chain); i++)
-			if (X509_check_private_key(sk_X509_value(chain, i), pkey) == 1) {
+		for (int i = 0; i < sk_X509_num(h->chain); i++)
+			if (X509_check_private_key(sk_X509_value(h->chain, i), pkey) == 1) {
 				diag_error_at(d, c->loc[K_CERT], "cert: %s: the key %s belongs to "
 				    "certificate %d of the file, not the first (order must be leaf "
 				    "first, then each issuer)", c->cert, c->key, i + 2);
-				goto out;
+				return -1;
 			}
 		ERR_clear_error();
 		diag_error_at(d, c->loc[K_KEY], "key: %s does not match the certificate in %s",
 		    c->key, c->cert);
-		goto out;
+		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
-		diag_error_at(d, c->loc[K_KEY], "key: cannot use %s: %s", c->key,
-		    tls_error_string(err, sizeof(err)));
-		goto out;
-	}
-	rc = 0;
-out:
-	return rc;
+	EVP_PKEY_up_ref(pkey);
+	h->key = pkey;
+	return 0;
 }
 
 /*
@@ -1031,9 +1041,25 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 	return 1;
 }
 
-/* client_verify, client_ca, client_crl, client_verify_depth, client_allow */
+/* client_allow: the host's own, checked by verify_cb through the connection */
 static int
-setup_client_verify(struct host *h, SSL_CTX *ctx, struct diag *d)
+setup_allow(struct host *h, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	char err[256];
+	int ok = 1;
+
+	for (size_t i = 0; i < c->client_allow.n; i++)
+		if (allow_list_add(&h->allow, c->client_allow.v[i], err, sizeof(err)) != 0) {
+			diag_error_at(d, c->loc[K_CLIENT_ALLOW], "client_allow: %s", err);
+			ok = 0;
+		}
+	return ok ? 0 : -1;
+}
+
+/* client_verify, client_ca, client_crl, client_verify_depth: the context's */
+static int
+setup_client_verify(const struct host *h, SSL_CTX *ctx, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	STACK_OF(X509_NAME) *names;
@@ -1042,11 +1068,6 @@ setup_client_verify(struct host *h, SSL_CTX *ctx, struct diag *d)
 	char err[256];
 	int n, ok = 1;
 
-	for (size_t i = 0; i < c->client_allow.n; i++)
-		if (allow_list_add(&h->allow, c->client_allow.v[i], err, sizeof(err)) != 0) {
-			diag_error_at(d, c->loc[K_CLIENT_ALLOW], "client_allow: %s", err);
-			ok = 0;
-		}
 	/* both, so that one run reports both */
 	if (c->client_crl != NULL &&
 	    check_readable("client_crl", c->client_crl, c->loc[K_CLIENT_CRL], d) != 0)
@@ -1105,8 +1126,10 @@ sid_context(const char *label, unsigned char out[SSL_MAX_SID_CTX_LENGTH])
 
 /*
  * OpenSSL calls the keylog and status callbacks of the SSL's current context
- * (ssl->ctx), which switch_host has made the host's: the base context has
- * neither, so only hosts that set these keys pay for them.
+ * (ssl->ctx), which switch_host has made the host's settings context: only
+ * the contexts of hosts that set these keys have them (the keys are part of
+ * the settings, profile_key), and the callbacks find the host through the
+ * connection.
  */
 
 /* One NSS key log line ("LABEL CLIENT_RANDOM SECRET", the format of
@@ -1134,7 +1157,7 @@ keylog_cb(const SSL *ssl, const char *line)
 }
 
 static int
-open_keylog(struct host *h, SSL_CTX *ctx, struct diag *d)
+open_keylog(struct host *h, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	struct loc at = c->loc[K_KEYLOG_FILE];
@@ -1159,7 +1182,6 @@ open_keylog(struct host *h, SSL_CTX *ctx, struct diag *d)
 		return -1;
 	}
 	h->keylog_fd = fd;
-	SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 	diag_warn_at(d, at, "host '%s': keylog_file is set: TLS secrets of its connections "
 	    "are written to %s; anyone who can read it can decrypt them", c->label,
 	    c->keylog_file);
@@ -1195,10 +1217,12 @@ tls_give_files(struct generation *g, const char *user, const char *group)
 static int
 status_cb(SSL *ssl, void *arg)
 {
-	const struct host *h = arg;
+	const struct tls_info *info = SSL_get_ex_data(ssl, info_idx);
+	const struct host *h = info != NULL ? info->host : NULL;
 	unsigned char *copy;
 
-	if (h->ocsp == NULL || (h->ocsp_next_update != 0 && time(NULL) > h->ocsp_next_update))
+	(void)arg;
+	if (h == NULL || h->ocsp == NULL || (h->ocsp_next_update != 0 && time(NULL) > h->ocsp_next_update))
 		return SSL_TLSEXT_ERR_NOACK;	/* none, or expired since it was read */
 	/* OpenSSL frees the response with the connection: give it a copy */
 	if ((copy = OPENSSL_memdup(h->ocsp, h->ocsp_len)) == NULL)
@@ -1258,11 +1282,12 @@ asn1_time_text(const ASN1_TIME *t, char *buf, size_t n)
  * response, or one not valid yet, is a warning and is not stapled.
  */
 static int
-load_ocsp(struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
+load_ocsp(struct host *h, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
 	struct loc at = c->loc[K_OCSP_FILE];
-	STACK_OF(X509) *chain = NULL, *signers = NULL;
+	STACK_OF(X509) *signers = NULL;
+	X509 *leaf = h->leaf;
 	X509 *issuer;
 	X509_STORE *store = NULL;
 	OCSP_RESPONSE *resp = NULL;
@@ -1298,13 +1323,12 @@ load_ocsp(struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 		diag_error_at(d, at, "ocsp_file: %s holds no basic OCSP response", c->ocsp_file);
 		goto out;
 	}
-	SSL_CTX_get0_chain_certs(ctx, &chain);
-	if (chain == NULL || sk_X509_num(chain) == 0) {
+	if (sk_X509_num(h->chain) <= 0) {
 		diag_error_at(d, at, "ocsp_file: the cert file %s holds no issuer certificate "
 		    "after the leaf; it is needed to match the OCSP response", c->cert);
 		goto out;
 	}
-	issuer = sk_X509_value(chain, 0);
+	issuer = sk_X509_value(h->chain, 0);
 	/* the leaf's CertID with the hash algorithm each single response uses */
 	for (int i = 0; !found && i < OCSP_resp_count(bs); i++) {
 		const OCSP_CERTID *sid = OCSP_SINGLERESP_get0_id(OCSP_resp_get0(bs, i));
@@ -1375,8 +1399,6 @@ load_ocsp(struct host *h, SSL_CTX *ctx, X509 *leaf, struct diag *d)
 	h->ocsp = der;
 	h->ocsp_len = len;
 	der = NULL;
-	SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
-	SSL_CTX_set_tlsext_status_arg(ctx, h);
 out:
 	ERR_clear_error();
 	free(der);
@@ -1387,25 +1409,110 @@ out:
 	return rc;
 }
 
-int
-tls_host_setup(struct host *h, struct diag *d)
+/* ---- settings contexts, shared by hosts ----------------------------------- */
+
+/*
+ * In OpenSSL 3.0 SSL_CTX_new() costs about as much as parsing a certificate
+ * (a third of a host's load time, with 10,000 hosts seconds of start-up and
+ * of every reload) and each context holds tens of KB. So hosts with the same
+ * TLS settings share one context, made by the first of them. What differs
+ * per host lives on the connection (certificate, chain and key, session-id
+ * context: switch_host) or is found through it by the callbacks (ALPN list,
+ * OCSP response, keylog file, client allow-list).
+ */
+struct tls_profile {
+	char *key;		/* the settings as text (profile_key) */
+	unsigned long hash;
+	SSL_CTX *ctx;		/* the cache's reference; each host holds one more */
+	SSL *probe;		/* to try each host's certificate with the settings */
+	char *groups;		/* what setup_groups made of them */
+};
+
+struct tls_profiles {
+	struct tls_profile *v;
+	size_t n, cap;
+};
+
+struct tls_profiles *
+tls_profiles_new(void)
+{
+	return calloc(1, sizeof(struct tls_profiles));
+}
+
+void
+tls_profiles_free(struct tls_profiles *pc)
+{
+	if (pc == NULL)
+		return;
+	for (size_t i = 0; i < pc->n; i++) {
+		free(pc->v[i].key);
+		SSL_free(pc->v[i].probe);
+		SSL_CTX_free(pc->v[i].ctx);
+		free(pc->v[i].groups);
+	}
+	free(pc->v);
+	free(pc);
+}
+
+size_t
+tls_profiles_count(const struct tls_profiles *pc)
+{
+	return pc != NULL ? pc->n : 0;
+}
+
+/* Every host key that becomes a setting of the context, as one string
+ * (malloc'd; NULL: out of memory). Hosts with equal strings share. */
+static char *
+profile_key(const struct host_config *c)
+{
+	char *k = NULL;
+
+	if (asprintf(&k, "%d-%d|%s|%s|%s|tickets=%d|verify=%d|%s|%s|%d|alpn=%d|ocsp=%d|keylog=%d",
+	    c->protocols.min, c->protocols.max, c->ciphers, c->ciphersuites, c->groups,
+	    c->session_tickets, (int)c->client_verify,
+	    c->client_verify != CLIENT_VERIFY_NONE && c->client_ca ? c->client_ca : "",
+	    c->client_verify != CLIENT_VERIFY_NONE && c->client_crl ? c->client_crl : "",
+	    c->client_verify != CLIENT_VERIFY_NONE ? c->client_verify_depth : 0,
+	    c->alpn.n > 0, c->ocsp_file != NULL, c->keylog_file != NULL) < 0)
+		return NULL;
+	return k;
+}
+
+/* The context for h's settings: one of pc, or made now from h's config
+ * (its problems reported at h's lines, and nothing kept, so that the next
+ * host with the same settings reports them at its own). Sets h->groups.
+ * NULL on failure. */
+static struct tls_profile *
+profile_get(struct tls_profiles *pc, struct host *h, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
-	unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
-	SSL_CTX *ctx;
-	X509 *leaf;
+	struct tls_profile *p, np;
+	unsigned long hash = 5381;
 	char err[256];
 	int ok = 1;
 
-	if ((ctx = ctx_new_common()) == NULL) {
+	memset(&np, 0, sizeof(np));
+	if ((np.key = profile_key(c)) == NULL)
+		return NULL;
+	for (const char *q = np.key; *q != '\0'; q++)
+		hash = hash * 33 + (unsigned char)*q;
+	for (size_t i = 0; i < pc->n; i++) {
+		p = &pc->v[i];
+		if (p->hash == hash && strcmp(p->key, np.key) == 0) {
+			free(np.key);
+			if ((h->groups = strdup(p->groups)) == NULL)
+				return NULL;
+			return p;
+		}
+	}
+	np.hash = hash;
+	if ((np.ctx = ctx_new_common()) == NULL) {
 		diag_error_at(d, c->at, "cannot create TLS context: %s",
 		    tls_error_string(err, sizeof(err)));
-		return -1;
+		free(np.key);
+		return NULL;
 	}
-	h->ctx = ctx;
-	if (c->protocols.min < TLS1_2_VERSION)
-		diag_warn_at(d, c->loc[K_PROTOCOLS], "protocols: host '%s' enables TLS "
-		    "versions older than 1.2, which are obsolete and insecure", c->label);
+	SSL_CTX *ctx = np.ctx;
 	if (SSL_CTX_set_min_proto_version(ctx, c->protocols.min) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, c->protocols.max) != 1) {
 		diag_error_at(d, c->loc[K_PROTOCOLS], "protocols: not supported: %s",
@@ -1426,32 +1533,79 @@ tls_host_setup(struct host *h, struct diag *d)
 	}
 	if (setup_groups(h, ctx, d) != 0)
 		ok = 0;
-
 	if (!c->session_tickets)
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);	/* TLS 1.3: stateful only */
-	sid_context(c->label, sid);
-	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid));
 	if (c->client_verify != CLIENT_VERIFY_NONE && setup_client_verify(h, ctx, d) != 0)
 		ok = 0;
+	if (c->alpn.n > 0)
+		SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+	if (c->keylog_file != NULL)
+		SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+	if (c->ocsp_file != NULL)
+		SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
+	if (ok && ((np.probe = SSL_new(ctx)) == NULL ||
+	    (np.groups = strdup(h->groups ? h->groups : "")) == NULL))
+		ok = 0;
+	if (ok && pc->n == pc->cap) {
+		size_t cap = pc->cap ? 2 * pc->cap : 8;
+		struct tls_profile *v = realloc(pc->v, cap * sizeof(*v));
+		if (v == NULL) {
+			ok = 0;
+		} else {
+			pc->v = v;
+			pc->cap = cap;
+		}
+	}
+	if (!ok) {
+		ERR_clear_error();
+		free(np.key);
+		SSL_free(np.probe);
+		SSL_CTX_free(np.ctx);
+		free(np.groups);
+		return NULL;
+	}
+	pc->v[pc->n] = np;
+	return &pc->v[pc->n++];
+}
 
+int
+tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	struct tls_profile *p;
+	struct cached_file *cf;
+	char err[256];
+	int ok = 1;
+
+	if (c->protocols.min < TLS1_2_VERSION)
+		diag_warn_at(d, c->loc[K_PROTOCOLS], "protocols: host '%s' enables TLS "
+		    "versions older than 1.2, which are obsolete and insecure", c->label);
+	sid_context(c->label, h->sid);
+	if (c->client_verify != CLIENT_VERIFY_NONE && setup_allow(h, d) != 0)
+		ok = 0;
 	if (c->alpn.n > 0) {
 		size_t len = 0;
 		for (size_t i = 0; i < c->alpn.n; i++)
 			len += 1 + strlen(c->alpn.v[i]);
-		if ((h->alpn_wire = malloc(len)) != NULL) {
-			unsigned char *p = h->alpn_wire;
-			for (size_t i = 0; i < c->alpn.n; i++) {
-				size_t n = strlen(c->alpn.v[i]);
-				*p++ = (unsigned char)n;
-				memcpy(p, c->alpn.v[i], n);
-				p += n;
-			}
-			h->alpn_wire_len = len;
-			SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, h);
+		if ((h->alpn_wire = malloc(len)) == NULL)
+			return -1;
+		unsigned char *q = h->alpn_wire;
+		for (size_t i = 0; i < c->alpn.n; i++) {
+			size_t n = strlen(c->alpn.v[i]);
+			*q++ = (unsigned char)n;
+			memcpy(q, c->alpn.v[i], n);
+			q += n;
 		}
+		h->alpn_wire_len = len;
 	}
-	if (c->keylog_file != NULL && open_keylog(h, ctx, d) != 0)
+	if (c->keylog_file != NULL && open_keylog(h, d) != 0)
 		ok = 0;
+	if ((p = profile_get(pc, h, d)) == NULL) {
+		ok = 0;
+	} else {
+		SSL_CTX_up_ref(p->ctx);
+		h->ctx = p->ctx;
+	}
 
 	if (c->cert == NULL || c->key == NULL)
 		return -1;	/* already reported by the config loader */
@@ -1459,30 +1613,41 @@ tls_host_setup(struct host *h, struct diag *d)
 	if (check_readable("cert", c->cert, c->loc[K_CERT], d) |
 	    check_readable("key", c->key, c->loc[K_KEY], d))
 		return -1;
-	struct cached_file *cf = fcache_get(c->cert, 0);
-	int chain_ok = cf != NULL &&
-	    SSL_CTX_use_certificate(ctx, sk_X509_value(cf->certs, 0)) == 1;
-	for (int i = 1; chain_ok && i < sk_X509_num(cf->certs); i++)
-		chain_ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(cf->certs, i)) == 1;
-	if (!chain_ok) {
+	if ((cf = fcache_get(c->cert, 0)) == NULL) {
 		diag_error_at(d, c->loc[K_CERT], "cert: cannot load %s: %s", c->cert,
 		    tls_error_string(err, sizeof(err)));
 		return -1;
 	}
-	leaf = SSL_CTX_get0_certificate(ctx);
-	if (use_key(h, ctx, leaf, d) != 0)
+	/* the leaf, then the chain: as SSL_CTX_use_certificate_chain_file */
+	h->leaf = sk_X509_value(cf->certs, 0);
+	X509_up_ref(h->leaf);
+	if ((h->chain = sk_X509_new_reserve(NULL, sk_X509_num(cf->certs))) == NULL)
 		return -1;
-	if (check_chain_order(h, ctx, leaf, d) != 0)
+	for (int i = 1; i < sk_X509_num(cf->certs); i++) {
+		X509 *x = sk_X509_value(cf->certs, i);
+		X509_up_ref(x);
+		(void)sk_X509_push(h->chain, x);	/* reserved: cannot fail */
+	}
+	if (use_key(h, d) != 0)
+		return -1;
+	if (check_chain_order(h, d) != 0)
 		ok = 0;
-	check_validity(h, leaf, d);
-	if (c->ocsp_file != NULL && load_ocsp(h, ctx, leaf, d) != 0)
+	/* what each connection will do, once here: OpenSSL's checks of the
+	 * certificate against the settings (security level, key type) */
+	if (p != NULL && SSL_use_cert_and_key(p->probe, h->leaf, h->key, h->chain, 1) != 1) {
+		diag_error_at(d, c->loc[K_CERT], "cert: cannot use %s: %s", c->cert,
+		    tls_error_string(err, sizeof(err)));
+		ok = 0;
+	}
+	check_validity(h, h->leaf, d);
+	if (c->ocsp_file != NULL && load_ocsp(h, d) != 0)
 		ok = 0;
 
 	if (c->names.n > 0) {
 		for (size_t i = 0; i < c->names.n; i++)
 			add_name(h, c->names.v[i], strlen(c->names.v[i]));
 	} else {
-		names_from_cert(h, leaf);
+		names_from_cert(h, h->leaf);
 		if (h->n_names == 0 && !c->is_default) {
 			diag_error_at(d, c->loc[K_CERT], "cert: %s has no DNS name to route on; "
 			    "set 'names' or 'default = yes'", c->cert);

@@ -110,6 +110,7 @@ def run(main):
         print("FAIL:", e)
         _dump_logs()
         _memcheck_failed()
+        print("FAIL (repeated below the logs):", e)
         _exit(1)
     except SystemExit:
         raise

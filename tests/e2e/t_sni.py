@@ -57,6 +57,12 @@ def main():
     })
     tf.wait_log(r"listening on .*:%d" % port2, what="the second listener")
     p1 = tf.port
+    # the hosts differ in certificate, names and backend only: one settings
+    # context serves them all, each connection gets its host's certificate
+    # (checked below), and sessions still never cross hosts (checked below)
+    check(re.search(r"started: 4 hosts \(1 TLS settings\)", tf.log()),
+          "four hosts with the same TLS settings share one context: %s"
+          % re.findall(r"started: .*", tf.log()))
 
     def cn(port, name):
         return served_cert_cn(port, name)

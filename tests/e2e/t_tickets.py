@@ -7,6 +7,7 @@
   (renewed), new ones are made with the new key;
 - session_tickets = off: TLS 1.2 clients get no ticket (session IDs still
   resume);
+- tls13_tickets: one ticket per full TLS 1.3 handshake by default, N if set;
 - ticket_key_rotation: a ticket two periods old is no longer accepted;
 - -t errors for a bad key file at FILE:LINE."""
 import base64
@@ -78,7 +79,9 @@ def main():
     # (one worker: session IDs live in a worker's cache)
     small = dict(off, names="small.test", session_cache_size="2")
     none = dict(off, names="none.test", session_cache_size="0")
-    tb = Tlsfront(os.path.join(d, "b"), {"t": host, "off": off, "small": small, "none": none},
+    many = dict(host, names="many.test", tls13_tickets="3")
+    tb = Tlsfront(os.path.join(d, "b"), {"t": host, "off": off, "small": small, "none": none,
+                                         "many": many},
                   global_extra={"ticket_key_file": keyfile})
     tc = Tlsfront(os.path.join(d, "c"), {"t": host}, global_extra={"ticket_key_file": keyfile})
     sb, _ = fetch(tb.port, ctx13, "t.test")
@@ -121,6 +124,20 @@ def main():
     check(not r, "session_cache_size = 0: no session-ID resumption for that host")
     _, r = fetch(tb.port, ctx12, "off.test", s_off)
     check(r, "another host's cache share is untouched (off.test still resumes)")
+
+    # tls13_tickets: how many tickets a full TLS 1.3 handshake gets (default 1)
+    def tickets_after_handshake(sni):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tb.port,
+                            "-servername", sni, "-tls1_3", "-msg", "-ign_eof"],
+                           input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                           capture_output=True, timeout=20)
+        out = r.stdout.decode("latin-1")
+        check("backend t /" in out, "s_client got the answer for %s" % sni)
+        return len(re.findall(r"<<< TLS 1.3, Handshake \[length [0-9a-f]+\], NewSessionTicket",
+                              out))
+    n1, n3 = tickets_after_handshake("t.test"), tickets_after_handshake("many.test")
+    check(n1 == 1 and n3 == 3, "tls13_tickets: 1 ticket by default, 3 where set (%d, %d)"
+          % (n1, n3))
 
     # the same with openssl s_client -sess_out / -sess_in: across 2 workers and a
     # reload (tf), and between two instances sharing the key file (tb -> tc)
