@@ -115,11 +115,25 @@ relay_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	r->bytes[i] += n;
+	touch(r, bev);
 	was_empty = evbuffer_get_length(out) == 0;
+	if (was_empty && dst->rd != NULL) {
+		/*
+		 * Side 1 is a plain socket with nothing queued: write to it
+		 * straight away. Through the bufferevent, each write made libevent
+		 * ask epoll for EPOLLOUT and then take it back, two epoll_ctl
+		 * calls per request. What the socket does not take (it is full,
+		 * or failed: libevent's own write then meets the error and
+		 * reports it) goes through the bufferevent as before.
+		 */
+		(void)evbuffer_write(in, bufferevent_getfd(dst->bev));
+		if (evbuffer_get_length(in) == 0)
+			return;
+		was_empty = 0;	/* it is full: libevent waits for EPOLLOUT */
+	}
 	evbuffer_add_buffer(out, in);	/* moves the chains, no copy */
 	if (was_empty)
 		write_now(dst->bev);
-	touch(r, bev);
 	if (evbuffer_get_length(out) >= RELAY_BOUND && !src->paused) {
 		src->paused = 1;
 		stop_reading(src);
