@@ -1238,7 +1238,8 @@ status_cb(SSL *ssl, void *arg)
 	unsigned char *copy;
 
 	(void)arg;
-	if (h == NULL || h->ocsp == NULL || (h->ocsp_next_update != 0 && time(NULL) > h->ocsp_next_update))
+	if (h == NULL || h->ocsp == NULL ||
+	    (h->ocsp_next_update != 0 && time(NULL) > h->ocsp_next_update))
 		return SSL_TLSEXT_ERR_NOACK;	/* none, or expired since it was read */
 	/* OpenSSL frees the response with the connection: give it a copy */
 	if ((copy = OPENSSL_memdup(h->ocsp, h->ocsp_len)) == NULL)
@@ -1477,18 +1478,22 @@ tls_profiles_count(const struct tls_profiles *pc)
 }
 
 /* Every host key that becomes a setting of the context, as one string
- * (malloc'd; NULL: out of memory). Hosts with equal strings share. */
+ * (malloc'd; NULL: out of memory). Hosts with equal strings share. Each
+ * string value goes with its length, so that no two different settings
+ * (a '|' in a path, say) can ever make the same text. */
 static char *
 profile_key(const struct host_config *c)
 {
+	int verify = c->client_verify != CLIENT_VERIFY_NONE;
+	const char *ca = verify && c->client_ca ? c->client_ca : "";
+	const char *crl = verify && c->client_crl ? c->client_crl : "";
 	char *k = NULL;
 
-	if (asprintf(&k, "%d-%d|%s|%s|%s|tickets=%d|verify=%d|%s|%s|%d|alpn=%d|ocsp=%d|keylog=%d",
-	    c->protocols.min, c->protocols.max, c->ciphers, c->ciphersuites, c->groups,
-	    c->session_tickets, (int)c->client_verify,
-	    c->client_verify != CLIENT_VERIFY_NONE && c->client_ca ? c->client_ca : "",
-	    c->client_verify != CLIENT_VERIFY_NONE && c->client_crl ? c->client_crl : "",
-	    c->client_verify != CLIENT_VERIFY_NONE ? c->client_verify_depth : 0,
+	if (asprintf(&k, "%d-%d|%zu:%s|%zu:%s|%zu:%s|tickets=%d|verify=%d|%zu:%s|%zu:%s|%d|"
+	    "alpn=%d|ocsp=%d|keylog=%d", c->protocols.min, c->protocols.max,
+	    strlen(c->ciphers), c->ciphers, strlen(c->ciphersuites), c->ciphersuites,
+	    strlen(c->groups), c->groups, c->session_tickets, (int)c->client_verify,
+	    strlen(ca), ca, strlen(crl), crl, verify ? c->client_verify_depth : 0,
 	    c->alpn.n > 0, c->ocsp_file != NULL, c->keylog_file != NULL) < 0)
 		return NULL;
 	return k;
