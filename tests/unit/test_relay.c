@@ -951,6 +951,43 @@ test_sock_client_to_backend(void **state)
 	assert_memory_equal(buf, "hello", 5);
 }
 
+/* More than the socket takes at once: the relay writes what it can straight
+ * to the socket, queues the rest in the bufferevent, and the backend gets
+ * every byte, in order, as it reads. */
+static void
+test_sock_client_to_backend_bulk(void **state)
+{
+	struct sfx *s = *state;
+	const size_t n = 4 * 1024 * 1024 + 3;
+	unsigned char *data = malloc(n), buf[65536];
+	size_t got = 0;
+	int idle = 0;
+
+	assert_non_null(data);
+	for (size_t j = 0; j < n; j++)
+		data[j] = pattern(5, j);
+	assert_int_equal(bufferevent_write(s->f.cli, data, n), 0);
+	free(data);
+	pump(&s->f);
+	assert_true(outlen(s->f.rb) > 0);	/* the socket did not take it all */
+	while (got < n && idle < 1000) {
+		ssize_t r = read(s->raw, buf, sizeof(buf));
+		if (r > 0) {
+			for (ssize_t j = 0; j < r; j++)
+				assert_int_equal(buf[j], pattern(5, got + (size_t)j));
+			got += (size_t)r;
+			idle = 0;
+		} else {
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+			pump(&s->f);
+			idle++;
+		}
+	}
+	assert_int_equal(got, n);
+	assert_int_equal(s->f.r.bytes[0], n);
+	assert_int_equal(outlen(s->f.rb), 0);
+}
+
 static void
 test_sock_eof_after_data(void **state)
 {
@@ -1042,6 +1079,7 @@ main(void)
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup_sock, teardown_sock)
 		TS(test_sock_bulk_to_client),
 		TS(test_sock_client_to_backend),
+		TS(test_sock_client_to_backend_bulk),
 		TS(test_sock_eof_after_data),
 		TS(test_sock_backpressure),
 		TS(test_sock_read_error),
