@@ -151,7 +151,8 @@ handshake_failure(const struct conn *c, const char *reason)
 		return HS_CLIENT_CERT;
 	if (strstr(reason, "client TLS error: ") != NULL)
 		return HS_PROTOCOL;
-	if (strstr(reason, "client closed") != NULL || strstr(reason, "client error") != NULL)
+	if (strstr(reason, "client closed") != NULL || strstr(reason, "client reset") != NULL ||
+	    strstr(reason, "client error") != NULL)
 		return HS_CLOSED;
 	return HS_OTHER;
 }
@@ -228,7 +229,12 @@ conn_close(struct conn *c, const char *reason)
 
 /* ---- reasons ------------------------------------------------------------ */
 
-/* Describe why bufferevent bev reported `what`, into buf. */
+/*
+ * Describe why bufferevent bev reported `what`, into buf: "SIDE timeout",
+ * "SIDE closed" (an EOF, or a write to a peer that had closed: EPIPE),
+ * "SIDE reset" (ECONNRESET), "SIDE TLS error: REASON", "SIDE error: ERRNO".
+ * handshake_failure() and the man page's list of reasons depend on these.
+ */
 static const char *
 describe(struct bufferevent *bev, short what, const char *side, char *buf, size_t n)
 {
@@ -239,7 +245,12 @@ describe(struct bufferevent *bev, short what, const char *side, char *buf, size_
 		snprintf(buf, n, "%s timeout", side);
 		return buf;
 	}
-	if (what & BEV_EVENT_EOF) {
+	/* A read EOF is the peer's close, whatever errno holds. A write that
+	 * failed is reported as an EOF too once the peer's close_notify (or
+	 * FIN) was read (OpenSSL then says SSL_ERROR_ZERO_RETURN); errno tells
+	 * a reset from a close. */
+	if ((what & BEV_EVENT_EOF) && !((what & BEV_EVENT_WRITING) && err == ECONNRESET)) {
+		ERR_clear_error();
 		snprintf(buf, n, "%s closed", side);
 		return buf;
 	}
@@ -254,6 +265,10 @@ describe(struct bufferevent *bev, short what, const char *side, char *buf, size_
 		ERR_error_string_n(last, ebuf, sizeof(ebuf));
 		const char *r = strstr(ebuf, "::");
 		snprintf(buf, n, "%s TLS error: %s", side, r ? r + 2 : ebuf);
+	} else if (err == ECONNRESET) {
+		snprintf(buf, n, "%s reset", side);
+	} else if (err == EPIPE) {
+		snprintf(buf, n, "%s closed", side);
 	} else if (err != 0) {
 		snprintf(buf, n, "%s error: %s", side, strerror(err));
 	} else {

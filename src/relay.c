@@ -222,6 +222,20 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct relay *r = arg;
 	int i = side_of(r, bev);
 
+	/*
+	 * A failed write ends the relay, whatever the event says besides:
+	 * nothing more can reach side i. libevent's OpenSSL bufferevent
+	 * reports a write that failed after the peer's close_notify (or a FIN,
+	 * see SSL_OP_IGNORE_UNEXPECTED_EOF) as WRITING|EOF, because OpenSSL
+	 * then maps every error to SSL_ERROR_ZERO_RETURN; taken for a read
+	 * EOF, it re-armed writing below and the failing write ran again on
+	 * every loop turn (issue #13). Deferred callbacks may also deliver a
+	 * read EOF and a write error in one call.
+	 */
+	if (what & (BEV_EVENT_WRITING | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		finish(r, i == 0 ? "side 0 failed" : "side 1 failed", i, what);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		relay_read_cb(bev, r);	/* 2.1 may report EOF with input unread */
 		r->s[i].eof = 1;
@@ -236,11 +250,6 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (maybe_shutdown(r, 1 - i))
 			return;
 		(void)check_done(r);
-		return;
-	}
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		finish(r, i == 0 ? "side 0 failed" : "side 1 failed", i, what);
-		return;
 	}
 }
 

@@ -11,8 +11,9 @@
  * EOF on side i: what it sent is flushed to side 1-i, then the owner's
  * shutdown_write(1-i) half-closes it (TCP: shutdown(SHUT_WR); TLS:
  * close_notify). When both sides have sent EOF and both half-closes are done,
- * or when either side fails, done() is called exactly once. After done() the
- * relay calls nothing and the owner may free everything.
+ * or when either side fails (an error, or a write it could not take), done()
+ * is called exactly once. After done() the relay calls nothing and the owner
+ * may free everything.
  */
 #ifndef TLSFRONT_RELAY_H
 #define TLSFRONT_RELAY_H
@@ -29,7 +30,9 @@ struct relay_ops {
 	/* Half-close the write direction of side i; its output is empty. */
 	void (*shutdown_write)(void *arg, int side);
 	/* The relay is over. reason is a static string; side is the side that
-	 * failed (what & BEV_EVENT_ERROR|TIMEOUT) or -1 after a clean finish. */
+	 * failed (what has BEV_EVENT_ERROR or TIMEOUT, or BEV_EVENT_WRITING: a
+	 * write that found the peer gone, reported as an EOF by libevent's
+	 * OpenSSL bufferevent) or -1 after a clean finish. */
 	void (*done)(void *arg, const char *reason, int side, short what);
 };
 

@@ -768,6 +768,43 @@ test_error_side1(void **state)
 	assert_true(f->done_what & BEV_EVENT_WRITING);
 }
 
+/*
+ * libevent's OpenSSL bufferevent reports a write to a client that has closed
+ * (after its close_notify or FIN) as WRITING|EOF. It is a failure of side 0,
+ * not a read EOF: the relay must end, not re-arm writing (issue #13: the
+ * write failed again on every loop turn).
+ */
+static void
+test_write_eof_is_a_failure(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(bufferevent_write(f->be, "greeting", 8), 0);
+	pump(f);
+	bufferevent_trigger_event(f->rc, BEV_EVENT_EOF | BEV_EVENT_WRITING, 0);
+	pump(f);
+	assert_int_equal(f->n_done, 1);
+	assert_int_equal(f->done_side, 0);
+	assert_string_equal(f->done_reason, "side 0 failed");
+	assert_true(f->done_what & BEV_EVENT_WRITING);
+	assert_int_equal(f->n_shut[0] + f->n_shut[1], 0);
+	assert_int_equal(f->calls_after_done, 0);
+}
+
+/* Deferred callbacks fold a read EOF and a write failure into one call. */
+static void
+test_read_eof_with_write_error(void **state)
+{
+	struct fx *f = *state;
+
+	bufferevent_trigger_event(f->rc,
+	    BEV_EVENT_EOF | BEV_EVENT_READING | BEV_EVENT_ERROR | BEV_EVENT_WRITING, 0);
+	pump(f);
+	assert_int_equal(f->n_done, 1);
+	assert_int_equal(f->done_side, 0);
+	assert_int_equal(f->n_shut[1], 0);	/* not taken for a half-close */
+}
+
 static void
 test_error_after_half_close(void **state)
 {
@@ -1075,6 +1112,8 @@ main(void)
 		T(test_error_side0),
 		T(test_error_side1),
 		T(test_error_after_half_close),
+		T(test_write_eof_is_a_failure),
+		T(test_read_eof_with_write_error),
 		T(test_timeout_is_a_failure),
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup_sock, teardown_sock)
 		TS(test_sock_bulk_to_client),
