@@ -74,8 +74,9 @@ struct generation {
 	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
 	size_t n_skipped;		/* hosts left out by host_errors = skip */
 	size_t n_contexts;		/* settings contexts the hosts share (tls.c) */
-	unsigned long files_read;	/* certificate and key files parsed for it */
-	unsigned long files_unchanged;	/* ... and found unchanged since a build before */
+	unsigned long files_read;	/* its certificate and key files (distinct) parsed
+					 * since the generation before it */
+	unsigned long files_unchanged;	/* ... and the others, unchanged since then */
 	struct host *hosts;
 	size_t n_hosts;
 	struct listener *listeners;

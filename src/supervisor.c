@@ -19,6 +19,7 @@
 #include "priv.h"
 #include "stats.h"
 #include "supervisor.h"
+#include "tls.h"
 #include "worker.h"
 
 #define RESPAWN_DELAY_MS 1000
@@ -296,6 +297,9 @@ reload(struct sup *sp)
 	gen_free(sp->g);
 	sp->socks = ns;
 	sp->g = ng;
+	/* the next reload counts the files it reads against this one (a reload
+	 * that failed, even after ng was built, changed nothing) */
+	tls_files_kept();
 	sp->slots = nslots_v;
 	sp->nslots = n;
 	stats_generation(sp->st, ng);	/* before the new workers take counters */
@@ -358,6 +362,7 @@ supervisor_run(struct generation *g, const char *path)
 	memset(&sp, 0, sizeof(sp));
 	sp.path = path;
 	sp.g = g;
+	tls_files_kept();	/* what reloads count their files against */
 	sp.nslots = g->cfg->g.workers;
 	signal(SIGPIPE, SIG_IGN);
 	if ((sp.slots = calloc((size_t)sp.nslots, sizeof(*sp.slots))) == NULL ||

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -315,13 +316,74 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cct
 
 static int check_readable(const char *key, const char *path, struct loc at, struct diag *d);
 
+/* The base64 of one 80-byte key: 108 characters, the last one '='. */
+#define TICKET_KEY_B64 108
+
+/* Decode one key's base64 (b64, len characters) and append it to out.
+ * Returns 1, 0 if it is not the base64 of 80 bytes, -1 out of memory. */
+static int
+ticket_key_add(struct ticket_keys *out, const char *b64, size_t len)
+{
+	unsigned char raw[128];
+	struct ticket_key *v;
+	int n;
+
+	if (len != TICKET_KEY_B64)
+		return 0;
+	n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+	/* EVP_DecodeBlock counts '=' padding as bytes */
+	while (n > 0 && len > 0 && b64[len - 1] == '=') {
+		n--;
+		len--;
+	}
+	if (n != 80) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		return 0;
+	}
+	if ((v = realloc(out->v, (out->n + 1) * sizeof(*v))) == NULL) {
+		OPENSSL_cleanse(raw, sizeof(raw));
+		return -1;
+	}
+	out->v = v;
+	memcpy(v[out->n].name, raw, 16);
+	memcpy(v[out->n].hmac, raw + 16, 32);
+	memcpy(v[out->n].aes, raw + 48, 32);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	out->n++;
+	return 1;
+}
+
+static void
+ticket_key_bad(struct diag *d, const char *path, int line, size_t chars)
+{
+	if (chars == TICKET_KEY_B64)
+		diag_error(d, path, line, "ticket key: expected the base64 of 80 bytes "
+		    "(openssl rand -base64 80)");
+	else
+		diag_error(d, path, line, "ticket key: expected the base64 of 80 bytes "
+		    "(openssl rand -base64 80): %d characters, on one line or wrapped over "
+		    "several; this key has %zu", TICKET_KEY_B64, chars);
+}
+
+/*
+ * One key a line, as nginx writes them, or wrapped over several lines, as
+ * `openssl rand -base64 80` writes it (64 characters, then 44): the lines
+ * of a key are joined until its 108 characters are there. A key ends early
+ * at a line ending in '=' (the padding, always last), before a blank line,
+ * a comment, a line that would take it past 108 characters, or the end of
+ * the file. A bad key is an error at the line it started on; a short or
+ * cut key does not take the next key's lines with it, which would report
+ * that good key as bad too.
+ */
 int
 tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
     struct loc at)
 {
-	char line[512];
+	char *line = NULL, pend[TICKET_KEY_B64];
+	size_t cap = 0, plen = 0;
+	ssize_t got;
 	FILE *f;
-	int lineno = 0, ok = 1;
+	int lineno = 0, start = 0, ok = 1, rc;
 
 	memset(out, 0, sizeof(*out));
 	/* a regular file of bounded size: the loop below never ended on
@@ -332,40 +394,63 @@ tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
 		diag_error_at(d, at, "ticket_key_file: cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned char raw[128];
-		size_t len = strcspn(line, "\r\n");
-		int n;
+	for (;;) {
+		const char *s = "";
+		size_t len = 0;
 
-		lineno++;
-		line[len] = '\0';
-		if (len == 0 || line[0] == '#')
-			continue;
-		n = EVP_DecodeBlock(raw, (const unsigned char *)line, (int)len);
-		/* EVP_DecodeBlock counts '=' padding as bytes */
-		while (n > 0 && len > 0 && line[len - 1] == '=') {
-			n--;
-			len--;
+		if ((got = getline(&line, &cap, f)) >= 0) {
+			lineno++;
+			s = line;
+			len = (size_t)got;
+			while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' ||
+			    s[len - 1] == ' ' || s[len - 1] == '\t'))
+				len--;
+			while (len > 0 && (*s == ' ' || *s == '\t')) {
+				s++;
+				len--;
+			}
 		}
-		if (n != 80) {
-			diag_error(d, path, lineno, "ticket key: expected the base64 of 80 bytes "
-			    "(openssl rand -base64 80)");
+		/* the key being joined ends before this line */
+		if (plen > 0 && (got < 0 || len == 0 || s[0] == '#' ||
+		    plen + len > TICKET_KEY_B64)) {
+			ticket_key_bad(d, path, start, plen);
+			ok = 0;
+			plen = 0;
+		}
+		if (got < 0)
+			break;
+		if (len == 0 || s[0] == '#')
+			continue;
+		if (plen == 0)
+			start = lineno;
+		if (len > TICKET_KEY_B64) {
+			ticket_key_bad(d, path, start, len);
 			ok = 0;
 			continue;
 		}
-		struct ticket_key *v = realloc(out->v, (out->n + 1) * sizeof(*v));
-		if (v == NULL) {
+		memcpy(pend + plen, s, len);
+		plen += len;
+		if (plen < TICKET_KEY_B64 && pend[plen - 1] != '=')
+			continue;	/* wrapped: the key goes on on the next line */
+		if ((rc = ticket_key_add(out, pend, plen)) < 0) {
 			ok = 0;
 			break;
 		}
-		out->v = v;
-		memcpy(v[out->n].name, raw, 16);
-		memcpy(v[out->n].hmac, raw + 16, 32);
-		memcpy(v[out->n].aes, raw + 48, 32);
-		OPENSSL_cleanse(raw, sizeof(raw));
-		out->n++;
+		if (rc == 0) {
+			ticket_key_bad(d, path, start, plen);
+			ok = 0;
+		}
+		plen = 0;
+	}
+	if (ferror(f)) {
+		diag_error_at(d, at, "ticket_key_file: cannot read %s: %s", path, strerror(errno));
+		ok = 0;
 	}
 	fclose(f);
+	OPENSSL_cleanse(pend, sizeof(pend));
+	if (line != NULL)
+		OPENSSL_cleanse(line, cap);
+	free(line);
 	if (ok && out->n == 0) {
 		diag_error_at(d, at, "ticket_key_file: %s holds no key", path);
 		ok = 0;
@@ -647,6 +732,121 @@ check_chain_order(const struct host *h, struct diag *d)
 	return 0;
 }
 
+/* A certificate name on one line, as RFC 2253 writes it ("CN=R3,O=Let's
+ * Encrypt,C=US"; control characters and bytes above 0x7f escaped). */
+static const char *
+name_text(const X509_NAME *n, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int got = 0;
+
+	buf[0] = '\0';
+	if (b != NULL && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (got = BIO_read(b, buf, (int)len - 1)) > 0)
+		buf[got] = '\0';
+	BIO_free(b);
+	ERR_clear_error();
+	return buf;
+}
+
+/*
+ * certbot's cert.pem (the leaf alone) instead of fullchain.pem: clients
+ * that do not already have the intermediate fail to verify. The file is
+ * incomplete when it holds no CA certificate and its leaf was issued by
+ * someone else (not self-signed). A file that stops at an intermediate is
+ * complete, though its last certificate's issuer (the root) is absent:
+ * clients have the roots, and servers are not meant to send them.
+ */
+static void
+check_chain_complete(const struct host *h, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	X509 *last = h->leaf;
+	char issuer[256];
+
+	for (int i = 0; i < sk_X509_num(h->chain); i++) {
+		last = sk_X509_value(h->chain, i);
+		if (X509_check_ca(last) != 0)
+			return;
+	}
+	if (X509_check_ca(h->leaf) != 0 || X509_self_signed(h->leaf, 0) != 0) {
+		ERR_clear_error();
+		return;	/* a CA as the server's certificate, or a self-signed one */
+	}
+	diag_warn_at(d, c->loc[K_CERT], "certificate chain incomplete: issuer \"%s\" of the "
+	    "last certificate in %s is not in the file (certbot: use fullchain.pem, not "
+	    "cert.pem)", name_text(X509_get_issuer_name(last), issuer, sizeof(issuer)),
+	    c->cert);
+}
+
+/* Is the wildcard name (a `names` entry "*.suffix") literally among the
+ * certificate's DNS names, or its CN when it has none (as clients look)? */
+static int
+cert_has_wildcard(X509 *leaf, const GENERAL_NAMES *sans, const char *name)
+{
+	size_t len = strlen(name);
+	int had_dns = 0;
+
+	for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type != GEN_DNS)
+			continue;
+		had_dns = 1;
+		if ((size_t)ASN1_STRING_length(gn->d.dNSName) == len &&
+		    strncasecmp((const char *)ASN1_STRING_get0_data(gn->d.dNSName), name,
+		    len) == 0)
+			return 1;
+	}
+	if (!had_dns) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName,
+		    cn, sizeof(cn));
+		ERR_clear_error();
+		return n > 0 && (size_t)n == len && strncasecmp(cn, name, len) == 0;
+	}
+	return 0;
+}
+
+/*
+ * `names` entries the certificate does not cover: routed here, but clients
+ * refuse the certificate for them. A host name is checked as clients check
+ * it (X509_check_host: DNS names, the CN only when there is none; a
+ * wildcard covers exactly one whole first label); a wildcard entry must be
+ * in the certificate as such. One warning lists them all.
+ */
+static void
+check_names_covered(const struct host *h, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	GENERAL_NAMES *sans = X509_get_ext_d2i(h->leaf, NID_subject_alt_name, NULL, NULL);
+	char *list = NULL;
+	size_t len = 0, cap = 1, n = 0;
+
+	for (size_t i = 0; i < c->names.n; i++)
+		cap += strlen(c->names.v[i]) + 2;
+	if ((list = malloc(cap)) == NULL)
+		goto out;
+	list[0] = '\0';
+	for (size_t i = 0; i < c->names.n; i++) {
+		const char *name = c->names.v[i];
+		int covered = strncmp(name, "*.", 2) == 0 ?
+		    cert_has_wildcard(h->leaf, sans, name) :
+		    X509_check_host(h->leaf, name, strlen(name),
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 0;	/* <0: no verdict */
+		if (covered)
+			continue;
+		len += (size_t)snprintf(list + len, cap - len, "%s%s", n++ ? ", " : "", name);
+	}
+	if (n > 0)
+		diag_warn_at(d, c->loc[K_NAMES], "host '%s': the certificate in %s does not cover "
+		    "%s (clients will refuse it for %s)", c->label, c->cert, list,
+		    n == 1 ? "this name" : "these names");
+out:
+	ERR_clear_error();
+	free(list);
+	GENERAL_NAMES_free(sans);
+}
+
 /*
  * Can we read the file at path? If not, report why at `at`. Returns 0 or -1.
  * Only regular files of at most TLS_FILE_MAX bytes pass: OpenSSL's fopen()
@@ -701,12 +901,15 @@ struct cached_file {
 	struct stat st;
 	STACK_OF(X509) *certs;		/* a certificate file: leaf first */
 	EVP_PKEY *key;			/* a key file */
-	int used;			/* by the generation being built */
+	unsigned long used_by;		/* the last build that used it */
+	unsigned long read_by;		/* the build that parsed it */
 };
 
 static struct cached_file *fcache;
 static size_t fcache_n, fcache_cap;
-static unsigned long fcache_reads, fcache_hits;
+/* Builds are numbered: the one under way, and the one of the generation in
+ * service (0: none yet), against which a build counts the files it read. */
+static unsigned long fcache_build, fcache_kept;
 
 /* An index of fcache by path: with 10,000 hosts a linear search per file
  * made loading quadratic. Open addressing, slots hold index + 1 (0: empty),
@@ -899,8 +1102,7 @@ fcache_get(const char *path, int is_key)
 	if (stat(path, &st) != 0)
 		return NULL;
 	if ((f = fcache_find(path, is_key)) != NULL && same_file(&f->st, &st)) {
-		f->used = 1;
-		fcache_hits++;
+		f->used_by = fcache_build;
 		return f;
 	}
 	/* f != NULL: changed, read it again into this slot */
@@ -950,8 +1152,7 @@ fcache_get(const char *path, int is_key)
 		cached_file_clear(f);
 	}
 	*f = nf;
-	f->used = 1;
-	fcache_reads++;
+	f->used_by = f->read_by = fcache_build;
 	return f;
 fail:
 	sk_X509_pop_free(nf.certs, X509_free);
@@ -960,25 +1161,55 @@ fail:
 }
 
 void
+tls_files_begin(void)
+{
+	fcache_build++;
+}
+
+/*
+ * Counted here, by file, not in fcache_get: a file that several hosts share
+ * is looked up once per host, and a file given as both cert and key (one
+ * PEM with both) has an entry of each kind. A file is read for this build
+ * if it was parsed after the generation in service was built: by this
+ * build, or by a build thrown away since (a failed reload), whose lookups
+ * count for nothing here.
+ */
+void
 tls_files_sweep(unsigned long *read, unsigned long *unchanged)
 {
+	unsigned long nread = 0, nsame = 0;
 	size_t n = 0;
 
 	for (size_t i = 0; i < fcache_n; i++) {
-		if (!fcache[i].used) {
+		if (fcache[i].used_by != fcache_build) {
 			cached_file_clear(&fcache[i]);
 			continue;
 		}
-		fcache[i].used = 0;
 		fcache[n++] = fcache[i];
 	}
 	fcache_n = n;
 	(void)fcache_reindex(fcache_n);	/* same size: cannot fail */
+	for (size_t i = 0; i < fcache_n; i++) {
+		struct cached_file *e = &fcache[i];
+		struct cached_file *o = fcache_find(e->path, e->key == NULL);
+		unsigned long r = o != NULL && o->read_by > e->read_by ? o->read_by : e->read_by;
+		if (o != NULL && o < e)
+			continue;	/* the other kind of the path counted it */
+		if (r > fcache_kept)
+			nread++;
+		else
+			nsame++;
+	}
 	if (read != NULL)
-		*read = fcache_reads;
+		*read = nread;
 	if (unchanged != NULL)
-		*unchanged = fcache_hits;
-	fcache_reads = fcache_hits = 0;
+		*unchanged = nsame;
+}
+
+void
+tls_files_kept(void)
+{
+	fcache_kept = fcache_build;
 }
 
 /*
@@ -1653,6 +1884,10 @@ tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d)
 		return -1;
 	if (check_chain_order(h, d) != 0)
 		ok = 0;
+	else
+		check_chain_complete(h, d);
+	if (c->names.n > 0)
+		check_names_covered(h, d);
 	/* what each connection will do, once here: OpenSSL's checks of the
 	 * certificate against the settings (security level, key type) */
 	if (p != NULL && SSL_use_cert_and_key(p->probe, h->leaf, h->key, h->chain, 1) != 1) {

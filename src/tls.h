@@ -64,7 +64,8 @@ SSL_CTX *tls_base_ctx_new(long cache_size, struct diag *d, struct loc at);
  * period more than it encrypts.
  */
 int tls_ticket_secret_init(void);
-/* Read a key file (base64 lines of 80 bytes, newest first) into *out.
+/* Read a key file (80-byte keys in base64, each on one line or wrapped over
+ * several as openssl rand -base64 writes them, newest first) into *out.
  * Returns 0, or -1 after reporting at `at`. */
 int tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
     struct loc at);
@@ -102,11 +103,17 @@ void tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
 void tls_proxy_store_free(struct tls_proxy_store *st);
 
 /*
- * After a generation has been built: forget the certificate and key files it
- * did not use, and say how many files it read and how many it found
- * unchanged since an earlier build (either pointer may be NULL).
+ * The file cache counts by build. tls_files_begin() starts one (gen_build).
+ * After a build that produced a generation, tls_files_sweep() forgets the
+ * certificate and key files it did not use and says how many distinct files
+ * it uses were parsed since the generation in service was built (by it, or
+ * by builds thrown away since) and how many were not (either pointer may be
+ * NULL). tls_files_kept(): the last build's generation is now the one in
+ * service (a start, a reload that took effect).
  */
+void tls_files_begin(void);
 void tls_files_sweep(unsigned long *read, unsigned long *unchanged);
+void tls_files_kept(void);
 
 /* OpenSSL's error queue as one short string (and the queue emptied). */
 const char *tls_error_string(char *buf, size_t n);

@@ -2,8 +2,13 @@
 and its workers run as the configured user (with its supplementary groups),
 visible in /proc/PID/status; a reload runs as that user, so a key only root
 can read makes the reload fail (logged at FILE:LINE, old config serving), and
-`tlsfront -t` run as that user reports it too. Needs root (skipped
-otherwise)."""
+`tlsfront -t` run as that user reports it too. Started as root (and in -t
+as root), every file the user could not read is a warning at the line that
+names it (a key of mode 0600, a ticket_key_file, a key in a directory the
+user cannot search, reached through a symbolic link as certbot's live/
+files are); none once owner, group or mode let the user read. Needs root
+(skipped otherwise)."""
+import base64
 import os
 import pwd
 import grp
@@ -26,6 +31,88 @@ def ids(pid):
     return out
 
 
+def unreadable_files(ca):
+    d = tmpdir()
+    os.chmod(d, 0o755)
+    cert, key = make_cert(d, "w", ["w.test"], ca=ca)
+    tickets = os.path.join(d, "tickets.key")
+    with open(tickets, "w") as f:
+        f.write(base64.b64encode(os.urandom(80)).decode() + "\n")
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o600)      # root's, as make_cert left it
+    os.chmod(tickets, 0o600)
+    be = HttpBackend("w")
+    tf = Tlsfront(d, {"w": {"cert": cert, "key": key, "backend": "127.0.0.1:%d" % be.port}},
+                  global_extra={"user": "nobody", "group": "nogroup",
+                                "ticket_key_file": tickets}, start=False)
+    ini = os.path.join(d, "hosts.d", "w.ini")
+
+    def at(path, key_name):
+        with open(path) as f:
+            n = [i for i, l in enumerate(f, 1) if l.startswith(key_name + " =")][0]
+        return "%s:%d: warning: user nobody cannot read " % (path, n)
+
+    def warned(text):
+        return sorted(l[l.index(" cannot read ") + 13:l.index(": every reload will fail")]
+                      for l in text.splitlines() if "every reload will fail" in l)
+
+    key_warn = at(ini, "key") + key + ": every reload will fail (Permission denied)"
+    tickets_warn = at(tf.main, "ticket_key_file") + tickets + \
+        ": every reload will fail (Permission denied)"
+    r = tf.check_config()
+    check(r.returncode == 0 and key_warn in r.stderr and tickets_warn in r.stderr,
+          "-t as root: a key and a ticket key file of mode 0600 owned by root are "
+          "warnings at their lines:\n" + r.stderr)
+    check(warned(r.stderr) == sorted([key, tickets]),
+          "-t: only those two files are named (the 0644 cert is not): %r" % r.stderr)
+    tf.start()
+    tf.wait_log(r"running as user nobody", what="the privilege drop")
+    check(key_warn in tf.log() and tickets_warn in tf.log(),
+          "the start (as root) logs both warnings")
+    check(tf.stop() == 0, "tlsfront exits 0")
+
+    os.chown(key, pwd.getpwnam("nobody").pw_uid, 0)          # still 0600: its owner reads
+    os.chown(tickets, 0, grp.getgrnam("nogroup").gr_gid)     # group nogroup may read
+    os.chmod(tickets, 0o640)
+    r = tf.check_config()
+    check(r.returncode == 0 and warned(r.stderr) == [],
+          "-t: no warning once nobody owns the key and its group may read the ticket "
+          "keys: %r" % r.stderr)
+
+    # certbot's layout: live/w.key -> ../archive/w.key, archive root-only
+    archive = os.path.join(d, "archive")
+    live = os.path.join(d, "live")
+    os.makedirs(archive)
+    os.makedirs(live)
+    os.chmod(archive, 0o700)
+    os.chmod(live, 0o755)
+    os.chown(key, 0, 0)
+    os.chmod(key, 0o644)
+    os.rename(key, os.path.join(archive, "w.key"))
+    os.symlink("../archive/w.key", os.path.join(live, "w.key"))
+    with open(ini) as f:
+        text = f.read()
+    with open(ini, "w") as f:
+        f.write(text.replace(key, os.path.join(live, "w.key")))
+    r = tf.check_config()
+    check(r.returncode == 0 and warned(r.stderr) == [os.path.join(live, "w.key")],
+          "-t: a readable key behind a symbolic link into a directory nobody cannot "
+          "search is a warning: %r" % r.stderr)
+    os.chmod(archive, 0o755)
+    r = tf.check_config()
+    check(r.returncode == 0 and warned(r.stderr) == [],
+          "-t: no warning once that directory is searchable: %r" % r.stderr)
+    before = len(tf.log())    # the log file is appended to
+    tf.start()
+    tf.wait_log(r"running as user nobody", count=2, what="the privilege drop")
+    check("every reload will fail" not in tf.log()[before:],
+          "the second start logs no warning")
+    tf.reload()
+    check(http_get(tf.port, "w.test", "/") == b"backend w /\n",
+          "and the reload, as nobody, works")
+    check(tf.stop() == 0, "tlsfront exits 0")
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
@@ -44,6 +131,7 @@ def main():
     for f in os.listdir(d):
         os.chmod(os.path.join(d, f), 0o755 if os.path.isdir(os.path.join(d, f)) else 0o644)
     tf.wait_log(r"running as user nobody", what="the privilege drop")
+    check("cannot read" not in tf.log(), "files the user can read are not warned about")
     main_ids = ids(tf.proc.pid)
     check(main_ids["Uid"] == [str(user.pw_uid)] * 4 and main_ids["Gid"] == [str(group.gr_gid)] * 4,
           "the main process runs as nobody:nogroup (real, effective, saved, fs): %r" % main_ids)
@@ -67,6 +155,8 @@ def main():
     check(r.returncode == 1 and "Permission denied" in r.stderr,
           "tlsfront -t run as that user reports the unreadable key: %r" % r.stderr)
     check(tf.stop() == 0, "tlsfront exits 0")
+
+    unreadable_files(ca)
 
     # a user that does not exist: refuse to run
     with open(tf.main) as f:

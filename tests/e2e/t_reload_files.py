@@ -3,7 +3,12 @@
 certificates are renewed (written anew, as certbot does) and a third one's
 key file is rewritten in place, the reload parses exactly those files and
 the renewed certificates are served. A file that one host shares with
-another is parsed once per build."""
+another is parsed once per build, and counted once: the counts are of the
+distinct files of the configuration (80 here). Failed reloads (a broken host
+file, a certificate that does not match its key, a new listen address in
+use, which fails after the new configuration was built) count for nothing:
+the good reload after them says exactly 80 files, the 2 renewed before the
+failures among them as read."""
 import hashlib
 import os
 import re
@@ -37,6 +42,24 @@ def reload_counts(tf):
     return int(m[0]), int(m[1])
 
 
+def failed_reload(tf, what):
+    n = len(re.findall(r"reload failed", tf.log()))
+    tf.proc.send_signal(signal.SIGHUP)
+    tf.wait_log(r"reload failed", count=n + 1, what=what)
+
+
+def renew(d, hosts, name):
+    """Renew name's certificate and key the way certbot does: new files
+    renamed into place."""
+    new = os.path.join(d, "new")
+    os.makedirs(new, exist_ok=True)
+    pem, key = make_cert(new, name, ["%s.test" % name])
+    shutil.copy(pem, hosts[name]["cert"] + ".tmp")
+    shutil.copy(key, hosts[name]["key"] + ".tmp")
+    os.replace(hosts[name]["cert"] + ".tmp", hosts[name]["cert"])
+    os.replace(hosts[name]["key"] + ".tmp", hosts[name]["key"])
+
+
 def main():
     d = tmpdir()
     certs = os.path.join(d, "certs")
@@ -51,19 +74,13 @@ def main():
     tf = Tlsfront(d, hosts)
 
     read, unchanged = reload_counts(tf)
-    check(read == 0 and unchanged == 82,
+    check(read == 0 and unchanged == 80,
           "a reload with nothing changed parses no file (read %d, unchanged %d)"
           % (read, unchanged))
 
     # renew two certificates the way certbot does: new files renamed into place
-    new = os.path.join(d, "new")
-    os.makedirs(new)
     for name in ("h05", "h17"):
-        pem, key = make_cert(new, name, ["%s.test" % name])
-        shutil.copy(pem, hosts[name]["cert"] + ".tmp")
-        shutil.copy(key, hosts[name]["key"] + ".tmp")
-        os.replace(hosts[name]["cert"] + ".tmp", hosts[name]["cert"])
-        os.replace(hosts[name]["key"] + ".tmp", hosts[name]["key"])
+        renew(d, hosts, name)
     # and rewrite one key file in place (same inode, same bytes, new times)
     path = hosts["h30"]["key"]
     data = open(path, "rb").read()
@@ -71,7 +88,7 @@ def main():
         f.write(data)
 
     read, unchanged = reload_counts(tf)
-    check(read == 5 and unchanged == 77,
+    check(read == 5 and unchanged == 75,
           "after renewing 2 certificates and rewriting 1 key, the reload parses exactly "
           "those 5 files (read %d, unchanged %d)" % (read, unchanged))
     for name in ("h05", "h17"):
@@ -81,6 +98,43 @@ def main():
           "an unchanged host still serves its certificate")
     check(served(tf.port, "twin.test") == digest_of(hosts["h00"]["cert"]),
           "the host sharing h00's files serves them")
+
+    # a renewal, then three failed reloads: a broken host file (a config
+    # error), a host whose new certificate does not match its key (the failed
+    # build parses that certificate too), a listen address already in use
+    # (the build succeeds, opening the listener fails)
+    renew(d, hosts, "h08")
+    h12 = os.path.join(d, "hosts.d", "h12.ini")
+    good = open(h12).read()
+    with open(h12, "w") as f:
+        f.write(good + "this line is broken\n")
+    failed_reload(tf, "the reload with a broken host file to fail")
+    other, _ = make_cert(os.path.join(d, "new"), "other", ["h12.test"])
+    with open(h12, "w") as f:
+        f.write(good.replace(hosts["h12"]["cert"], other))
+    failed_reload(tf, "the reload with a mismatched certificate to fail")
+    check(re.search(r"h12\.ini:\d+: key: .* does not match the certificate", tf.log()),
+          "the second reload failed on h12's key")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    with open(h12, "w") as f:
+        f.write(good + "listen = 127.0.0.1:%d\n" % busy.getsockname()[1])
+    failed_reload(tf, "the reload with a listen address in use to fail")
+    check(re.search(r"cannot listen on 127\.0\.0\.1:%d" % busy.getsockname()[1], tf.log()),
+          "the third reload failed on the address in use")
+    busy.close()
+    with open(h12, "w") as f:
+        f.write(good)
+    read, unchanged = reload_counts(tf)
+    check(read == 2 and unchanged == 78,
+          "the good reload after three failed ones counts the 80 files of its configuration: "
+          "h08's 2 renewed files as read, the others unchanged (read %d, unchanged %d)"
+          % (read, unchanged))
+    check(served(tf.port, "h08.test") == digest_of(hosts["h08"]["cert"]),
+          "h08's renewed certificate is served")
+    check(served(tf.port, "h12.test") == digest_of(hosts["h12"]["cert"]),
+          "h12 serves its own certificate again")
     check(tf.stop() == 0, "tlsfront exits 0")
 
 

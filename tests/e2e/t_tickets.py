@@ -9,7 +9,12 @@
   resume);
 - tls13_tickets: one ticket per full TLS 1.3 handshake by default, N if set;
 - ticket_key_rotation: a ticket two periods old is no longer accepted;
-- -t errors for a bad key file at FILE:LINE."""
+- the commands tlsfront.ini(5) gives to make the key file and to rotate it,
+  taken from the man page and run verbatim with bash: openssl wraps its
+  base64 over two lines, -t accepts the file, its tickets resume, and after
+  the rotation old tickets still resume and new ones use the new key;
+- -t errors for a bad key file at FILE:LINE (of the line a bad key starts
+  on, for wrapped keys)."""
 import base64
 import os
 import re
@@ -19,8 +24,8 @@ import ssl
 import subprocess
 import time
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, client_context, make_ca,
-                     make_cert, run, tmpdir)
+from harness import (SRCDIR, TLSFRONT, HttpBackend, Tlsfront, check, client_context,
+                     make_ca, make_cert, run, tmpdir)
 
 
 def fetch(port, ctx, sni, session=None):
@@ -41,6 +46,69 @@ def fetch(port, ctx, sni, session=None):
 
 def new_key():
     return base64.b64encode(os.urandom(80)).decode()
+
+
+def man_key_commands():
+    """The shell commands of ticket_key_file in tlsfront.ini(5) that work on
+    tickets.key: (make, rotate), with roff's \\- made plain -."""
+    text = open(os.path.join(SRCDIR, "man", "tlsfront.ini.5")).read()
+    entry = text[text.index('.BI "ticket_key_file = "'):]
+    entry = entry[:entry.index("\n.TP")]
+    cmds = [c.replace("\\-", "-") for c in
+            re.findall(r'^\.BR "([^"]*tickets\.key[^"]*)"', entry, re.M)]
+    check(len(cmds) == 2 and cmds[0].startswith("openssl rand"),
+          "the man page gives a command to make the key file and one to rotate it: %r"
+          % cmds)
+    return cmds
+
+
+def man_commands(d, host, ca):
+    make, rotate = man_key_commands()
+    kd = os.path.join(d, "man")
+    os.makedirs(kd)
+    keyfile = os.path.join(kd, "tickets.key")
+
+    def sh(cmd):
+        r = subprocess.run(["bash", "-c", cmd], cwd=kd, capture_output=True, text=True)
+        check(r.returncode == 0, "bash -c %r succeeds: %s" % (cmd, r.stderr))
+    sh(make)
+    lines = open(keyfile).read().splitlines()
+    check([len(l) for l in lines] == [64, 44],
+          "%r writes one key wrapped over two lines (64 + 44 characters)" % make)
+    tm = Tlsfront(kd, {"t": host}, global_extra={"ticket_key_file": keyfile}, start=False)
+    r = tm.check_config()
+    check(r.returncode == 0, "tlsfront -t accepts the key file as openssl wrote it: %r"
+          % r.stderr)
+    tm.start()
+    ctx13 = client_context(verify_ca=ca[0])
+    s1, _ = fetch(tm.port, ctx13, "t.test")
+    _, r1 = fetch(tm.port, ctx13, "t.test", s1)
+    check(s1.has_ticket and r1, "a ticket issued with that key resumes")
+    first = open(keyfile).read()
+
+    sh(rotate)
+    lines = open(keyfile).read().splitlines()
+    check(len(lines) == 4 and "\n".join(lines[2:]) + "\n" == first,
+          "%r puts a new key (two lines) before the previous one" % rotate)
+    r = tm.check_config()
+    check(r.returncode == 0, "tlsfront -t accepts the rotated file: %r" % r.stderr)
+    tm.reload("the reload with the rotated key file")
+    s2, r2 = fetch(tm.port, ctx13, "t.test", s1)
+    check(r2, "after the rotation, a ticket made with the previous key still resumes")
+    # an instance with only the new key (the first two lines) reads the
+    # renewed ticket: the new key, first in the file, is the one encrypting
+    nd = os.path.join(d, "man-new")
+    os.makedirs(nd)
+    with open(os.path.join(nd, "new.key"), "w") as f:
+        f.write("\n".join(lines[:2]) + "\n")
+    tn = Tlsfront(nd, {"t": host}, global_extra={"ticket_key_file":
+                                                 os.path.join(nd, "new.key")})
+    _, r3 = fetch(tn.port, ctx13, "t.test", s2)
+    check(r3, "the renewed ticket resumes on an instance with only the new key")
+    _, r4 = fetch(tn.port, ctx13, "t.test", s1)
+    check(not r4, "a ticket of the previous key does not resume there (control)")
+    for t in (tm, tn):
+        check(t.stop() == 0, "tlsfront exits 0")
 
 
 def main():
@@ -191,6 +259,8 @@ def main():
     _, r = fetch(tr.port, ctx13, "t.test", sr)
     check(not r, "a ticket older than two rotation periods is refused")
 
+    man_commands(d, host, ca)
+
     # 4. -t errors
     bad = os.path.join(d, "bad.key")
     with open(bad, "w") as f:
@@ -203,6 +273,28 @@ def main():
     check(r.returncode == 1 and "%s:2: ticket key: expected the base64 of 80 bytes" % bad
           in r.stderr, "a bad line in the key file is an error at its FILE:LINE: %r"
           % r.stderr)
+    # wrapped keys: each error at the line its key starts on, the good keys
+    # around them read (a cut key does not swallow the next one)
+    k = new_key()
+    wrapped = base64.encodebytes(os.urandom(80)).decode()    # 76 + 32 characters
+    lines = [
+        k[:64], k[64:],         # 1-2: a good key, wrapped as openssl does
+        "# a comment",          # 3
+        new_key()[:64],         # 4: a key cut after its first line
+        "",                     # 5
+        new_key(),              # 6: a whole key on one line
+        new_key()[:64],         # 7: cut, before a key wrapped at 76 columns
+    ] + wrapped.splitlines() + [  # 8-9
+        new_key()[:-4],         # 10: short, ends the file
+    ]
+    with open(bad, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([TLSFRONT, "-t", "-c", main], capture_output=True, text=True)
+    at = sorted(int(m) for m in re.findall(re.escape(bad) + r":(\d+): ticket key: ",
+                                            r.stderr))
+    check(r.returncode == 1 and at == [4, 7, 10],
+          "wrapped keys: errors at the lines the cut keys start on, 4, 7 and 10, and "
+          "nowhere else (%r): %r" % (at, r.stderr))
     text = text.replace(bad, os.path.join(d, "missing.key"))
     with open(main, "w") as f:
         f.write(text)
