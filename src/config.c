@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <ini.h>
 #include <openssl/ssl.h>	/* TLS1_x_VERSION constants only */
 
@@ -34,11 +35,14 @@
 /* ------------------------------------------------------------------ */
 /* The key table                                                        */
 
+/* T_NAMES is the one type whose key may repeat in a section: each line adds
+ * to the list (a host can have more names than one line holds). */
 enum vtype {
 	T_ADDRS, T_PATH, T_GLOB, T_ADDR, T_NAMES, T_ALPN, T_BOOL, T_PROTOCOLS,
 	T_STRING, T_DURATION, T_WORKERS, T_ENUM, T_INT, T_ALLOW, T_CIDRS
 };
 enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4 };
+#define S_ANY (S_GLOBAL | S_DEFAULTS | S_HOST)
 
 struct keydef {
 	const char *name;
@@ -145,12 +149,21 @@ struct raw_alpn_backend {
 	int bad;		/* [defaults]: already reported */
 };
 
+/* A line of a key that may repeat (T_NAMES), after its first. */
+struct raw_line {
+	int key;
+	char *val;
+	struct loc at;
+};
+
 struct raw_section {
 	enum sec_kind kind;
 	char *label;
 	struct loc at;
-	char *val[K_COUNT];
+	char *val[K_COUNT];	/* the first line of each key */
 	struct loc loc[K_COUNT];
+	struct raw_line *more;	/* further lines of repeatable keys, in order */
+	size_t n_more;
 	struct raw_alpn_backend *ab;
 	size_t n_ab;
 	int bad;		/* an error was reported inside this section */
@@ -178,6 +191,9 @@ raw_free(struct raw_section *r)
 	free(r->label);
 	for (int k = 0; k < K_COUNT; k++)
 		free(r->val[k]);
+	for (size_t i = 0; i < r->n_more; i++)
+		free(r->more[i].val);
+	free(r->more);
 	for (size_t i = 0; i < r->n_ab; i++) {
 		free(r->ab[i].proto);
 		free(r->ab[i].val);
@@ -402,6 +418,152 @@ find_key(const char *name, int scope, int *id)
 	return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Unknown keys: the near one                                           */
+
+#define NEAR_MAX 2		/* a suggestion is at most this many edits away */
+#define NEAR_LEN 40		/* longer key names are never near a real one */
+
+/*
+ * The optimal string alignment distance between a and b, case ignored: the
+ * fewest insertions, deletions, substitutions and swaps of two neighbours
+ * that make one the other. Anything above NEAR_MAX is NEAR_MAX + 1: the
+ * rows stop as soon as no cell can come back under it.
+ */
+static int
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int rows[3][NEAR_LEN + 1], *pp = rows[0], *p = rows[1], *c = rows[2];
+
+	if (la > NEAR_LEN || lb > NEAR_LEN || la > lb + NEAR_MAX || lb > la + NEAR_MAX)
+		return NEAR_MAX + 1;
+	for (size_t j = 0; j <= lb; j++)
+		p[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int lo = c[0] = (int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int ai = tolower((unsigned char)a[i - 1]);
+			int bj = tolower((unsigned char)b[j - 1]);
+			int v = p[j - 1] + (ai != bj);
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == bj && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+			if (v < lo)
+				lo = v;
+		}
+		/* a row and the one before it over the bound: so is every later row */
+		int plo = p[0];
+		for (size_t j = 1; j <= lb; j++)
+			if (p[j] < plo)
+				plo = p[j];
+		if (lo > NEAR_MAX && plo > NEAR_MAX)
+			return NEAR_MAX + 1;
+		int *t = pp;
+		pp = p;
+		p = c;
+		c = t;
+	}
+	return p[lb] > NEAR_MAX ? NEAR_MAX + 1 : p[lb];
+}
+
+/* Is `typed` near enough to `name` to be a typo of it? At most NEAR_MAX
+ * edits, and at most one per three characters of the longer of the two (so
+ * that short keys do not match everything short). Returns the distance, or
+ * -1. */
+static int
+near_name(const char *typed, const char *name)
+{
+	int dist = edit_distance(typed, name);
+	size_t lt = strlen(typed), ln = strlen(name);
+
+	if (dist > NEAR_MAX || (size_t)dist * 3 > (lt > ln ? lt : ln))
+		return -1;
+	return dist;
+}
+
+/* The key of `scope` nearest to `typed` (see near_name), or -1. */
+static int
+nearest_key(const char *typed, int scope)
+{
+	int best = -1, best_dist = NEAR_MAX + 1;
+
+	for (int k = 0; k < K_COUNT; k++) {
+		int dist;
+		if ((keys[k].scope & scope) && (dist = near_name(typed, keys[k].name)) >= 0 &&
+		    dist < best_dist) {
+			best = k;
+			best_dist = dist;
+		}
+	}
+	return best;
+}
+
+/* The sections a key of `scope` may be written in, for messages. */
+static const char *
+scope_text(int scope)
+{
+	if (scope == S_GLOBAL)
+		return "[global]";
+	if (scope == S_DEFAULTS)
+		return "[defaults]";
+	if (scope == S_HOST)
+		return "a [host] section";
+	if (scope == (S_DEFAULTS | S_HOST))
+		return "[defaults] or a [host] section";
+	return "any section";
+}
+
+/*
+ * Report `name`, not a key of `scope`: a key of another section says where
+ * it belongs; a near miss of a key says which ("did you mean"), preferring
+ * the keys of this section; backend.PROTO lines are matched on "backend".
+ */
+static void
+unknown_key(struct loader *l, const char *name, int scope)
+{
+	const char *dot = strchr(name, '.');
+	int k;
+
+	if (dot != NULL) {
+		/* backend.PROTO, misspelt or in [global] */
+		char head[NEAR_LEN + 1];
+		size_t hl = (size_t)(dot - name);
+		int in_scope = (scope & keys[K_BACKEND].scope) != 0;
+
+		if (hl <= NEAR_LEN) {
+			memcpy(head, name, hl);
+			head[hl] = '\0';
+			if (near_name(head, "backend") >= 0) {
+				if (in_scope)
+					line_error(l, "unknown key '%s' (did you mean 'backend%s'?)",
+					    name, dot);
+				else
+					line_error(l, "unknown key '%s' (backend.PROTO lines belong "
+					    "in %s)", name, scope_text(keys[K_BACKEND].scope));
+				return;
+			}
+		}
+	} else if (find_key(name, S_ANY, &k) != NULL) {
+		line_error(l, "key '%s' is not allowed in %s (it belongs in %s)", name,
+		    scope_text(scope), scope_text(keys[k].scope));
+		return;
+	} else if ((k = nearest_key(name, scope)) >= 0) {
+		line_error(l, "unknown key '%s' (did you mean '%s'?)", name, keys[k].name);
+		return;
+	} else if ((k = nearest_key(name, S_ANY & ~scope)) >= 0) {
+		line_error(l, "unknown key '%s' (did you mean '%s'? it belongs in %s)", name,
+		    keys[k].name, scope_text(keys[k].scope));
+		return;
+	}
+	line_error(l, "unknown key '%s'", name);
+}
+
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -446,13 +608,20 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	}
 	if (find_key(name, scope, &id) == NULL) {
-		int other;
-		if (find_key(name, S_GLOBAL | S_DEFAULTS | S_HOST, &other))
-			line_error(l, "key '%s' is not allowed in %s", name,
-			    scope == S_GLOBAL ? "[global]" : scope == S_DEFAULTS ?
-			    "[defaults]" : "a [host] section");
-		else
-			line_error(l, "unknown key '%s'", name);
+		unknown_key(l, name, scope);
+		return 1;
+	}
+	if (s->val[id] != NULL && keys[id].type == T_NAMES) {
+		/* a repeatable key: the line adds to the first */
+		struct raw_line *m = realloc(s->more, (s->n_more + 1) * sizeof(*m));
+		if (m == NULL)
+			return 1;
+		s->more = m;
+		if ((m[s->n_more].val = strdup(value)) == NULL)
+			return 1;
+		m[s->n_more].key = id;
+		m[s->n_more].at = here(l);
+		s->n_more++;
 		return 1;
 	}
 	if (s->val[id] != NULL) {
@@ -919,6 +1088,105 @@ parse_value(const struct keydef *k, const char *val, struct loc at, void *field,
 	return -1;
 }
 
+/* A name of a repeatable list, and where it is in it. */
+struct listed {
+	const char *name;
+	size_t i;
+};
+
+static int
+cmp_listed(const void *a, const void *b)
+{
+	const struct listed *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Parse every line of key k (a T_NAMES key, which may repeat) of section r
+ * into the list `field`, each line adding to it. A name given twice is an
+ * error at its second place: on one line as parse_value reports it, on two
+ * lines naming the first (found by sorting, so that many lines of names
+ * cost n log n). Returns the number of errors; with errors the list is
+ * left empty.
+ */
+static int
+apply_repeated(struct loader *l, const struct raw_section *r, int k, struct str_list *field)
+{
+	const struct keydef *kd = &keys[k];
+	struct str_list all = { NULL, 0 };
+	int *lines = NULL, errors = 0;
+	char err[512];
+
+	for (size_t m = 0; m <= r->n_more; m++) {
+		struct str_list one = { NULL, 0 };
+		struct loc at = r->loc[k];
+		const char *v = r->val[k];
+
+		if (m > 0) {
+			if (r->more[m - 1].key != k)
+				continue;
+			v = r->more[m - 1].val;
+			at = r->more[m - 1].at;
+		}
+		if (parse_value(kd, v, at, &one, err, sizeof(err)) != 0) {
+			diag_error_at(l->d, at, "%s: %s", kd->name, err);
+			errors++;
+			continue;
+		}
+		char **nv = realloc(all.v, (all.n + one.n + 1) * sizeof(*nv));
+		int *nl = realloc(lines, (all.n + one.n + 1) * sizeof(*nl));
+		if (nv != NULL)
+			all.v = nv;
+		if (nl != NULL)
+			lines = nl;
+		if (nv == NULL || nl == NULL) {
+			free_value(kd, &one);
+			diag_error_at(l->d, at, "out of memory");
+			errors++;
+			break;
+		}
+		for (size_t i = 0; i < one.n; i++) {
+			lines[all.n] = at.line;
+			all.v[all.n++] = one.v[i];
+		}
+		free(one.v);
+	}
+
+	/* the same name on two lines */
+	struct listed *sorted = all.n > 1 ? malloc(all.n * sizeof(*sorted)) : NULL;
+	size_t *first = all.n > 1 ? malloc(all.n * sizeof(*first)) : NULL;
+	if (all.n > 1 && (sorted == NULL || first == NULL)) {
+		diag_error_at(l->d, r->loc[k], "out of memory");
+		errors++;
+	} else if (all.n > 1) {
+		for (size_t i = 0; i < all.n; i++) {
+			sorted[i].name = all.v[i];
+			sorted[i].i = i;
+			first[i] = i;
+		}
+		qsort(sorted, all.n, sizeof(*sorted), cmp_listed);
+		for (size_t i = 1; i < all.n; i++)
+			if (strcmp(sorted[i].name, sorted[i - 1].name) == 0)
+				first[sorted[i].i] = first[sorted[i - 1].i];
+		for (size_t i = 0; i < all.n; i++)
+			if (first[i] != i) {
+				struct loc at = { r->loc[k].file, lines[i] };
+				diag_error_at(l->d, at, "%s: '%s' is listed twice (first at line %d)",
+				    kd->name, all.v[i], lines[first[i]]);
+				errors++;
+			}
+	}
+	free(sorted);
+	free(first);
+	free(lines);
+	if (errors > 0)
+		free_value(kd, &all);
+	*field = all;
+	return errors;
+}
+
 /*
  * Fill the typed fields of `base` (a global_config or host_config) for every
  * key of `scope`, taking each value from `own`, else `fallback`, else the
@@ -953,7 +1221,16 @@ apply_section(struct loader *l, int scope, const struct raw_section *own,
 		} else {
 			continue;
 		}
-		if (parse_value(kd, v, at, (char *)base + kd->off, err, sizeof(err)) != 0) {
+		if (kd->type == T_NAMES && own && own->val[k]) {
+			/* a key that may repeat: every line of it */
+			int n = apply_repeated(l, own, k, (struct str_list *)((char *)base + kd->off));
+			if (n > 0) {
+				if (bad_out)
+					bad_out[k] = 1;
+				errors += n;
+				continue;
+			}
+		} else if (parse_value(kd, v, at, (char *)base + kd->off, err, sizeof(err)) != 0) {
 			diag_error_at(l->d, at, "%s: %s", kd->name, err);
 			if (bad_out)
 				bad_out[k] = 1;
@@ -1203,4 +1480,157 @@ out:
 		raw_free(&l.hosts[i]);
 	free(l.hosts);
 	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Values as text (for tlsfront -T)                                    */
+
+const char *
+config_key_name(enum cfg_key k)
+{
+	return k < K_COUNT ? keys[k].name : "?";
+}
+
+int
+config_key_is_global(enum cfg_key k)
+{
+	return k < K_COUNT && keys[k].scope == S_GLOBAL;
+}
+
+/* snprintf into a buffer that counts what did not fit */
+struct text {
+	char *buf;
+	size_t len, off;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(t->off < t->len ? t->buf + t->off : NULL,
+	    t->off < t->len ? t->len - t->off : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->off += (size_t)n;
+}
+
+static void
+duration_text(struct text *t, unsigned ms)
+{
+	if (ms != 0 && ms % (3600 * 1000) == 0)
+		text_add(t, "%uh", ms / (3600 * 1000));
+	else if (ms != 0 && ms % (60 * 1000) == 0)
+		text_add(t, "%um", ms / (60 * 1000));
+	else if (ms % 1000 == 0)
+		text_add(t, "%us", ms / 1000);
+	else
+		text_add(t, "%ums", ms);
+}
+
+int
+config_value_text(const struct config *c, const struct host_config *h, enum cfg_key k,
+    char *buf, size_t len)
+{
+	static const struct { int v; const char *name; } versions[] = {
+		{ TLS1_VERSION, "TLSv1" }, { TLS1_1_VERSION, "TLSv1.1" },
+		{ TLS1_2_VERSION, "TLSv1.2" }, { TLS1_3_VERSION, "TLSv1.3" },
+	};
+	struct text t = { buf, len, 0 };
+	const struct keydef *kd;
+	const char *field;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (k >= K_COUNT)
+		return -1;
+	kd = &keys[k];
+	if (kd->scope == S_GLOBAL)
+		field = (const char *)&c->g + kd->off;
+	else if (h != NULL)
+		field = (const char *)h + kd->off;
+	else
+		return -1;
+	switch (kd->type) {
+	case T_ADDRS: {
+		const struct addr_list *al = (const void *)field;
+		if (al->n == 0)
+			return -1;
+		for (size_t i = 0; i < al->n; i++)
+			text_add(&t, "%s%s", i ? " " : "", al->v[i].text);
+		break;
+	}
+	case T_CIDRS: {
+		const struct cidr_list *cl = (const void *)field;
+		if (cl->n == 0)
+			return -1;
+		for (size_t i = 0; i < cl->n; i++) {
+			char a[INET6_ADDRSTRLEN];
+			if (inet_ntop(cl->v[i].family, cl->v[i].addr, a, sizeof(a)) == NULL)
+				strcpy(a, "?");
+			text_add(&t, "%s%s/%u", i ? " " : "", a, cl->v[i].prefix);
+		}
+		break;
+	}
+	case T_NAMES:
+	case T_ALPN:
+	case T_ALLOW: {
+		const struct str_list *sl = (const void *)field;
+		if (sl->n == 0)
+			return -1;
+		for (size_t i = 0; i < sl->n; i++)
+			text_add(&t, "%s%s", i ? " " : "", sl->v[i]);
+		break;
+	}
+	case T_PATH:
+	case T_GLOB:
+	case T_STRING: {
+		const char *v = *(char *const *)(const void *)field;
+		if (v == NULL)
+			return -1;
+		text_add(&t, "%s", v);
+		break;
+	}
+	case T_ADDR: {
+		const struct addr *a = (const void *)field;
+		if (a->len == 0)
+			return -1;
+		text_add(&t, "%s", a->text);
+		break;
+	}
+	case T_BOOL:
+		text_add(&t, "%s", *(const int *)(const void *)field ? "yes" : "no");
+		break;
+	case T_PROTOCOLS: {
+		const struct proto_range *r = (const void *)field;
+		int n = 0;
+		for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+			if (versions[i].v >= r->min && versions[i].v <= r->max)
+				text_add(&t, "%s%s", n++ ? " " : "", versions[i].name);
+		break;
+	}
+	case T_DURATION:
+		duration_text(&t, *(const unsigned *)(const void *)field);
+		break;
+	case T_WORKERS:
+		text_add(&t, "%d", *(const int *)(const void *)field);
+		break;
+	case T_ENUM: {
+		int v = *(const int *)(const void *)field, n = 0;
+		while (kd->names[n] != NULL)
+			n++;
+		text_add(&t, "%s", v >= 0 && v < n ? kd->names[v] : "?");
+		break;
+	}
+	case T_INT:
+		/* written in hex where the default is */
+		if (kd->def != NULL && strncmp(kd->def, "0x", 2) == 0)
+			text_add(&t, "0x%X", *(const unsigned *)(const void *)field);
+		else
+			text_add(&t, "%d", *(const int *)(const void *)field);
+		break;
+	}
+	return (int)t.off;
 }

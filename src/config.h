@@ -9,7 +9,9 @@
  * name-conflict checks in gen.c.
  *
  * Keys are described by one table in config.c (name, scope, type, bounds,
- * default); adding a key means adding one row and one field here.
+ * default); adding a key means adding one row and one field here (and
+ * `tlsfront -T` shows it, through config_value_text). A key may be given
+ * once per section, except `names`, whose lines add up.
  */
 #ifndef TLSFRONT_CONFIG_H
 #define TLSFRONT_CONFIG_H
@@ -137,6 +139,26 @@ void config_free(struct config *c);
  * milliseconds. Returns 0, or -1 if malformed or above max_ms.
  */
 int config_parse_duration(const char *s, unsigned long long max_ms, unsigned *out_ms);
+
+/*
+ * The key table, read back (for `tlsfront -T`, dump.c): the name of key k,
+ * and whether it is a [global] key (else a key of [defaults] and [host]
+ * sections).
+ */
+const char *config_key_name(enum cfg_key k);
+int config_key_is_global(enum cfg_key k);
+
+/*
+ * Write the effective value of key k -- of c->g for a [global] key, else of
+ * host h -- into buf (len bytes, NUL-terminated, cut if short) as the
+ * configuration spells it: lists blank-separated, durations in their largest
+ * exact unit ("5m"), booleans yes/no, OpenSSL lists as given, paths absolute.
+ * Returns the length of the whole text (as snprintf: compare with len), or
+ * -1 when the key has no value (not set and no built-in default).
+ * names are those of the configuration, not the certificate's (gen.h).
+ */
+int config_value_text(const struct config *c, const struct host_config *h, enum cfg_key k,
+    char *buf, size_t len);
 
 /* The longest line (bytes, without newline) and section name we accept:
  * Debian's libinih 55 silently splits longer lines and cuts longer names. */

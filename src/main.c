@@ -2,9 +2,11 @@
  * main.c: command line, configuration check, start-up order.
  *
  *   load config (config.c) -> build TLS contexts and listeners (gen.c)
- *   -> -t: report and exit
- *   -> otherwise: supervisor.c opens sockets and forks the workers.
+ *   -> -t: report and exit; -T: report, print the configuration (dump.c)
+ *   -> otherwise: log a line per host (dump.c), then supervisor.c opens
+ *      sockets and forks the workers.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "dump.h"
 #include "gen.h"
 #include "log.h"
 #include "supervisor.h"
@@ -28,10 +31,13 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: tlsfront [-c FILE] [-t] [-V] [-h]\n"
+	    "usage: tlsfront [-c FILE] [-t | -T] [-V] [-h]\n"
 	    "  -c FILE  main configuration file (default: %s)\n"
 	    "  -t       check the configuration (load every certificate and key,\n"
 	    "           bind nothing) and exit: 0 if it is good, 1 if not\n"
+	    "  -T       check as -t does; if it is good, print the effective\n"
+	    "           configuration (defaults filled in, each host's names,\n"
+	    "           backends and certificate) to stdout\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n", DEFAULT_CONFIG);
 }
@@ -40,18 +46,21 @@ int
 main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
-	int check = 0, ch;
+	int check = 0, dump = 0, ch;
 	struct diag d = { 0 };
 	struct generation *g = NULL;
 	sigset_t set;
 
-	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:tTVh")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
 		case 't':
 			check = 1;
+			break;
+		case 'T':
+			check = dump = 1;
 			break;
 		case 'V':
 			printf("tlsfront %s\n", PACKAGE_VERSION);
@@ -99,6 +108,7 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < d.n; i++)
 			log_warn("%s", d.msgs[i]);
 		diag_free(&d);
+		dump_host_summaries(g);
 		return supervisor_run(g, path);
 	}
 	for (size_t i = 0; i < d.n; i++)
@@ -111,6 +121,16 @@ main(int argc, char **argv)
 		return 1;
 	}
 	diag_free(&d);
+	if (dump) {
+		/* stdout is the configuration alone, for diff */
+		fprintf(stderr, "configuration OK\n");
+		int rc = dump_config(stdout, g);
+		if (rc != 0)
+			fprintf(stderr, "tlsfront: cannot write the configuration: %s\n",
+			    strerror(errno));
+		gen_free(g);
+		return rc != 0 ? 1 : 0;
+	}
 	printf("configuration OK\n");
 	gen_free(g);
 	return 0;

@@ -661,6 +661,118 @@ test_names_normalised(void **state)
 }
 
 static void
+test_names_repeat_adds(void **state)
+{
+	struct ctx *x = *state;
+	const struct host_config *h;
+
+	h = &LOAD_OK(x, GLOBAL3 HOST4("a")	/* 1..7 */
+	    "names = a.example.com b.example.com\n"	/* 8 */
+	    "alpn = h2\n"			/* 9 */
+	    "names = *.example.org\n"		/* 10 */
+	    "names = C.Example.Com.\n")->hosts[0];	/* 11 */
+	assert_int_equal(h->names.n, 4);
+	assert_string_equal(h->names.v[0], "a.example.com");
+	assert_string_equal(h->names.v[1], "b.example.com");
+	assert_string_equal(h->names.v[2], "*.example.org");
+	assert_string_equal(h->names.v[3], "c.example.com");
+	/* the key is located at its first line */
+	assert_int_equal(h->loc[K_NAMES].line, 8);
+}
+
+/* More names than one line of 196 bytes holds: 300 on 30 lines. */
+static void
+test_names_300_on_30_lines(void **state)
+{
+	struct ctx *x = *state;
+	char *text = malloc(64 * 1024), name[64];
+	size_t off;
+	const struct config *c;
+	const struct host_config *h;
+
+	assert_non_null(text);
+	off = (size_t)snprintf(text, 64 * 1024, "%s", HOST4("many"));
+	for (int line = 0; line < 30; line++) {
+		size_t start = off;
+		off += (size_t)snprintf(text + off, 64 * 1024 - off, "names =");
+		for (int i = 0; i < 10; i++)
+			off += (size_t)snprintf(text + off, 64 * 1024 - off, " n%d.many.test",
+			    line * 10 + i);
+		assert_true(off - start <= CONFIG_MAX_LINE);
+		text[off++] = '\n';
+	}
+	text[off] = '\0';
+	put(x, "hosts.d/many.ini", text);
+	free(text);
+	c = LOAD_OK(x, GLOBAL3);
+	h = host(c, "many");
+	assert_int_equal(h->names.n, 300);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "n%d.many.test", i);
+		assert_string_equal(h->names.v[i], name);
+	}
+	assert_string_equal(h->loc[K_NAMES].file, P(x, "hosts.d/many.ini"));
+	assert_int_equal(h->loc[K_NAMES].line, 5);
+}
+
+/* config_value_text spells values the way the configuration does. */
+static void
+test_value_text(void **state)
+{
+	struct ctx *x = *state;
+	const struct config *c;
+	const struct host_config *h;
+	char buf[256];
+
+	c = LOAD_OK(x, GLOBAL3
+	    "accept_proxy = 10.0.0.0/8, ::1\n"	/* 4 */
+	    "shutdown_timeout = 90000ms\n"	/* 5 */
+	    HOST4("a")				/* 6..9 */
+	    "idle_timeout = 1500ms\n"		/* 10 */
+	    "connect_timeout = 120\n"		/* 11 */
+	    "protocols = TLSv1.3 TLSv1.1\n"	/* 12 */
+	    "proxy_protocol = v2\n"		/* 13 */
+	    "proxy_client_cert = der\n"		/* 14 */
+	    "proxy_client_cert_tlv = 0xEA\n"	/* 15 */
+	    "session_tickets = off\n"		/* 16 */
+	    "ciphers = A, B C\n"		/* 17 */
+	    "names = a.test b.test\n"		/* 18 */
+	    "names = c.test\n");		/* 19 */
+	h = &c->hosts[0];
+#define TEXT(hc, k, want) do { \
+	assert_int_equal(config_value_text(c, (hc), (k), buf, sizeof(buf)), strlen(want)); \
+	assert_string_equal(buf, (want)); } while (0)
+	TEXT(NULL, K_G_LISTEN, "127.0.0.1:8443");
+	TEXT(NULL, K_G_ACCEPT_PROXY, "10.0.0.0/8 ::1/128");
+	TEXT(NULL, K_G_SHUTDOWN_TIMEOUT, "90s");
+	TEXT(NULL, K_G_TICKET_KEY_ROTATION, "12h");
+	TEXT(NULL, K_G_LOG_LEVEL, "info");
+	TEXT(h, K_IDLE_TIMEOUT, "1500ms");
+	TEXT(h, K_CONNECT_TIMEOUT, "2m");
+	TEXT(h, K_HANDSHAKE_TIMEOUT, "10s");
+	TEXT(h, K_PROTOCOLS, "TLSv1.1 TLSv1.2 TLSv1.3");
+	TEXT(h, K_PROXY_PROTOCOL, "v2");
+	TEXT(h, K_PROXY_CLIENT_CERT_TLV, "0xEA");
+	TEXT(h, K_SESSION_TICKETS, "no");
+	TEXT(h, K_DEFAULT, "no");
+	TEXT(h, K_CIPHERS, "A:B:C");
+	TEXT(h, K_NAMES, "a.test b.test c.test");
+	TEXT(h, K_BACKEND, "127.0.0.1:9000");
+	TEXT(h, K_CERT, P(x, "a.pem"));
+#undef TEXT
+	/* not set, no default */
+	assert_int_equal(config_value_text(c, h, K_CLIENT_CA, buf, sizeof(buf)), -1);
+	assert_int_equal(config_value_text(c, NULL, K_G_STATS_LISTEN, buf, sizeof(buf)), -1);
+	assert_int_equal(config_value_text(c, h, K_ALPN, buf, sizeof(buf)), -1);
+	/* a short buffer: cut, NUL-terminated, the whole length returned */
+	assert_int_equal(config_value_text(c, h, K_NAMES, buf, 5), 20);
+	assert_string_equal(buf, "a.te");
+	assert_string_equal(config_key_name(K_NAMES), "names");
+	assert_true(config_key_is_global(K_G_WORKERS));
+	assert_false(config_key_is_global(K_LISTEN));
+}
+
+static void
 test_default_bool(void **state)
 {
 	static const char *const yes[] = { "yes", "YES", "true", "on", "1" };
@@ -951,6 +1063,176 @@ test_err_backend_proto_in_global(void **state)
 	LOAD_FAILS(x, GLOBAL3 "backend.h2 = 127.0.0.1:1\n" HOST4("a"));
 	EXPECT_AT(x, "main.ini", 4, "unknown key 'backend.h2'");
 	EXPECT_ERRORS(x, 1);
+}
+
+/* An unknown key names the key it is near, preferring this section's. */
+static void
+test_err_unknown_key_suggestion(void **state)
+{
+	struct ctx *x = *state;
+
+	LOAD_FAILS(x, GLOBAL3
+	    "worker = 2\n"			/* 4 */
+	    "[defaults]\n"			/* 5 */
+	    "idle_timout = 5s\n"		/* 6 */
+	    HOST4("a")				/* 7..10 */
+	    "bakend = 127.0.0.1:9\n"		/* 11 */
+	    "name = a.example.com\n"		/* 12 */
+	    "nmaes = a.example.com\n"		/* 13 */
+	    "Alpn = h2\n"			/* 14 */
+	    "hanshake_timeout = 1s\n"		/* 15 */
+	    "kye = a.key\n"			/* 16 */
+	    "bakend.h2 = 127.0.0.1:9\n");	/* 17 */
+	EXPECT_AT(x, "main.ini", 4, "unknown key 'worker' (did you mean 'workers'?)");
+	EXPECT_AT(x, "main.ini", 6, "unknown key 'idle_timout' (did you mean 'idle_timeout'?)");
+	EXPECT_AT(x, "main.ini", 11, "unknown key 'bakend' (did you mean 'backend'?)");
+	EXPECT_AT(x, "main.ini", 12, "unknown key 'name' (did you mean 'names'?)");
+	EXPECT_AT(x, "main.ini", 13, "unknown key 'nmaes' (did you mean 'names'?)");
+	EXPECT_AT(x, "main.ini", 14, "unknown key 'Alpn' (did you mean 'alpn'?)");
+	EXPECT_AT(x, "main.ini", 15,
+	    "unknown key 'hanshake_timeout' (did you mean 'handshake_timeout'?)");
+	EXPECT_AT(x, "main.ini", 16, "unknown key 'kye' (did you mean 'key'?)");
+	EXPECT_AT(x, "main.ini", 17, "unknown key 'bakend.h2' (did you mean 'backend.h2'?)");
+	EXPECT_ERRORS(x, 9);
+}
+
+/* A near key of another section is named with the section it belongs in. */
+static void
+test_err_unknown_key_suggests_other_section(void **state)
+{
+	struct ctx *x = *state;
+
+	LOAD_FAILS(x, GLOBAL3
+	    "bakend = 127.0.0.1:9\n"		/* 4 */
+	    "backend.h2 = 127.0.0.1:9\n"	/* 5 */
+	    HOST4("a")				/* 6..9 */
+	    "log_levle = debug\n"		/* 10 */
+	    "cert = again.pem\n");		/* 11 */
+	EXPECT_AT(x, "main.ini", 4, "unknown key 'bakend' (did you mean 'backend'? it belongs "
+	    "in [defaults] or a [host] section)");
+	EXPECT_AT(x, "main.ini", 5, "unknown key 'backend.h2' (backend.PROTO lines belong in "
+	    "[defaults] or a [host] section)");
+	EXPECT_AT(x, "main.ini", 10, "unknown key 'log_levle' (did you mean 'log_level'? it "
+	    "belongs in [global])");
+	/* a duplicate stays a duplicate, whatever is near it */
+	EXPECT_AT(x, "main.ini", 11, "duplicate key 'cert' (first at line 7)");
+	EXPECT_ERRORS(x, 4);
+}
+
+/* Nothing near: no suggestion; a known key elsewhere says where it belongs. */
+static void
+test_err_unknown_key_far_no_suggestion(void **state)
+{
+	struct ctx *x = *state;
+	char msg[PATH_MAX + 64];
+
+	LOAD_FAILS(x, GLOBAL3
+	    "cert = x.pem\n"			/* 4 */
+	    HOST4("a")				/* 5..8 */
+	    "cert_file = a.pem\n"		/* 9 */
+	    "ca = ca.pem\n"			/* 10 */
+	    "colour = blue\n"			/* 11 */
+	    "workers = 2\n");			/* 12 */
+	EXPECT_AT(x, "main.ini", 4, "key 'cert' is not allowed in [global] (it belongs in "
+	    "[defaults] or a [host] section)");
+	/* the whole message: nothing after the name */
+	snprintf(msg, sizeof(msg), "%s:9: unknown key 'cert_file'", x->main);
+	assert_true(x->d.n >= 4);
+	assert_string_equal(x->d.msgs[1], msg);
+	snprintf(msg, sizeof(msg), "%s:10: unknown key 'ca'", x->main);
+	assert_string_equal(x->d.msgs[2], msg);
+	snprintf(msg, sizeof(msg), "%s:11: unknown key 'colour'", x->main);
+	assert_string_equal(x->d.msgs[3], msg);
+	EXPECT_AT(x, "main.ini", 12, "key 'workers' is not allowed in a [host] section (it "
+	    "belongs in [global])");
+	EXPECT_NOT(x, "did you mean");
+	EXPECT_ERRORS(x, 5);
+}
+
+/* Only names may repeat: any other key twice is a duplicate, in every
+ * section and file, at the second line. */
+static void
+test_err_duplicate_keys_but_names(void **state)
+{
+	struct ctx *x = *state;
+
+	put(x, "hosts.d/b.ini",
+	    "[host b]\n"			/* 1 */
+	    "cert = b.pem\n"			/* 2 */
+	    "key = b.key\n"			/* 3 */
+	    "backend = 127.0.0.1:9\n"		/* 4 */
+	    "names = b.test\n"			/* 5 */
+	    "alpn = h2\n"			/* 6 */
+	    "names = c.test\n"			/* 7 */
+	    "alpn = http/1.1\n"			/* 8 */
+	    "cert = b2.pem\n"			/* 9 */
+	    "proxy_protocol = v1\n"		/* 10 */
+	    "proxy_protocol = v2\n");		/* 11 */
+	LOAD_FAILS(x, GLOBAL3
+	    "log_level = warn\n"		/* 4 */
+	    "listen = 127.0.0.1:8444\n"		/* 5 */
+	    "[defaults]\n"			/* 6 */
+	    "idle_timeout = 1m\n"		/* 7 */
+	    "idle_timeout = 2m\n");		/* 8 */
+	EXPECT_AT(x, "main.ini", 5, "duplicate key 'listen' (first at line 2)");
+	EXPECT_AT(x, "main.ini", 8, "duplicate key 'idle_timeout' (first at line 7)");
+	EXPECT_AT(x, "hosts.d/b.ini", 8, "duplicate key 'alpn' (first at line 6)");
+	EXPECT_AT(x, "hosts.d/b.ini", 9, "duplicate key 'cert' (first at line 2)");
+	EXPECT_AT(x, "hosts.d/b.ini", 11, "duplicate key 'proxy_protocol' (first at line 10)");
+	EXPECT_NOT(x, "duplicate key 'names'");
+	EXPECT_ERRORS(x, 5);
+}
+
+/* A name on two names lines is an error at the second, naming the first. */
+static void
+test_err_names_repeated_across_lines(void **state)
+{
+	struct ctx *x = *state;
+
+	LOAD_FAILS(x, GLOBAL3 HOST4("a")	/* 1..7 */
+	    "names = a.test b.test\n"		/* 8 */
+	    "names = c.test\n"			/* 9 */
+	    "names = B.Test. d.test a.test\n"	/* 10 */
+	    "names = b.test\n"			/* 11 */
+	    HOST4("b")				/* 12..15 */
+	    "names = ok.test\n");		/* 16 */
+	EXPECT_AT(x, "main.ini", 10, "names: 'b.test' is listed twice (first at line 8)");
+	EXPECT_AT(x, "main.ini", 10, "names: 'a.test' is listed twice (first at line 8)");
+	EXPECT_AT(x, "main.ini", 11, "names: 'b.test' is listed twice (first at line 8)");
+	EXPECT_ERRORS(x, 3);
+}
+
+/* Each names line is checked on its own: errors at their lines, all of them;
+ * a line over the limit is still refused, not split. */
+static void
+test_err_names_bad_lines(void **state)
+{
+	struct ctx *x = *state;
+	char text[2048], line[300];
+	size_t off;
+	const struct config *c;
+
+	off = (size_t)snprintf(line, sizeof(line), "names =");
+	for (int i = 0; off < CONFIG_MAX_LINE + 1; i++)
+		off += (size_t)snprintf(line + off, sizeof(line) - off, " l%d.test", i);
+	snprintf(text, sizeof(text), GLOBAL3 HOST4("a")	/* 1..7 */
+	    "names = a.test\n"			/* 8 */
+	    "names = b..test\n"			/* 9 */
+	    "names = c.test c.test\n"		/* 10 */
+	    "%s\n"				/* 11: too long */
+	    "names = d.test\n"			/* 12 */
+	    HOST4("b")				/* 13..16 */
+	    "names = b.test\n", line);		/* 17 */
+	put(x, "main.ini", text);
+	c = x->c = config_load_all(x->main, &x->d);
+	assert_non_null(c);
+	EXPECT_AT(x, "main.ini", 9, "names: 'b..test' is not a valid host name or *.wildcard");
+	EXPECT_AT(x, "main.ini", 10, "names: 'c.test' is listed twice");
+	EXPECT_AT(x, "main.ini", 11, "line is");
+	EXPECT_ERRORS(x, 3);
+	assert_int_equal(c->n_hosts, 2);
+	assert_true(host(c, "a")->bad);
+	assert_false(host(c, "b")->bad);
 }
 
 static void
@@ -1682,6 +1964,9 @@ main(void)
 		T(test_backend_proto),
 		T(test_backend_proto_from_defaults),
 		T(test_names_normalised),
+		T(test_names_repeat_adds),
+		T(test_names_300_on_30_lines),
+		T(test_value_text),
 		T(test_default_bool),
 		T(test_protocols),
 		T(test_openssl_lists_blank_separated),
@@ -1700,6 +1985,12 @@ main(void)
 		T(test_err_duplicate_backend_proto),
 		T(test_err_key_not_allowed_here),
 		T(test_err_backend_proto_in_global),
+		T(test_err_unknown_key_suggestion),
+		T(test_err_unknown_key_suggests_other_section),
+		T(test_err_unknown_key_far_no_suggestion),
+		T(test_err_duplicate_keys_but_names),
+		T(test_err_names_repeated_across_lines),
+		T(test_err_names_bad_lines),
 		T(test_err_duplicate_host_label_across_files),
 		T(test_err_duplicate_host_label_main_and_file),
 		T(test_err_duplicate_section),

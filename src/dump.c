@@ -1,0 +1,277 @@
+/* dump.c: see dump.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "dump.h"
+#include "log.h"
+
+/* The summary's names stop after this many bytes (log.c cuts lines at 2 KiB). */
+#define SUMMARY_NAMES_MAX 512
+
+/* A growing string; oom is set once an allocation failed. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = 1;
+		return;
+	}
+	if (b->p == NULL || b->len + (size_t)n >= b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap <= b->len + (size_t)n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+		va_start(ap, fmt);
+		(void)vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+/* Key k's value as text (malloc'd), or NULL when it has none; *oom on failure. */
+static char *
+value_of(const struct config *c, const struct host_config *h, enum cfg_key k, int *oom)
+{
+	char small[256], *v;
+	int n = config_value_text(c, h, k, small, sizeof(small));
+
+	if (n < 0)
+		return NULL;
+	if ((v = malloc((size_t)n + 1)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	if ((size_t)n < sizeof(small))
+		memcpy(v, small, (size_t)n + 1);
+	else
+		(void)config_value_text(c, h, k, v, (size_t)n + 1);
+	return v;
+}
+
+/* "key = value", or "# key (not set)". */
+static void
+put_key(FILE *f, const struct config *c, const struct host_config *h, enum cfg_key k,
+    int *oom)
+{
+	char *v = value_of(c, h, k, oom);
+
+	if (v == NULL)
+		fprintf(f, "# %s (not set)\n", config_key_name(k));
+	else
+		fprintf(f, "%s = %s\n", config_key_name(k), v);
+	free(v);
+}
+
+/* An X509 name as RFC 2253 text (malloc'd; NULL on failure). */
+static char *
+name_text(const X509_NAME *n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long len;
+
+	if (b == NULL)
+		return NULL;
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (len = BIO_get_mem_data(b, &data)) >= 0 && (out = malloc((size_t)len + 1)) != NULL) {
+		memcpy(out, data, (size_t)len);
+		out[len] = '\0';
+	}
+	BIO_free(b);
+	return out;
+}
+
+/* The leaf's notAfter in UTC, YYYY-MM-DD and, unless date_only,
+ * THH:MM:SSZ; "?" if unreadable. */
+static void
+not_after_text(X509 *leaf, int date_only, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (leaf == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1 ||
+	    strftime(buf, len, date_only ? "%Y-%m-%d" : "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+/* names = ..., as many names per line as CONFIG_MAX_LINE allows (the key repeats) */
+static void
+put_names(FILE *f, char *const *names, size_t n)
+{
+	static const char head[] = "names =";
+	size_t width = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(names[i]);
+		if (width > 0 && width + 1 + nl > CONFIG_MAX_LINE) {
+			fputc('\n', f);
+			width = 0;
+		}
+		if (width == 0) {
+			fputs(head, f);
+			width = sizeof(head) - 1;
+		}
+		fprintf(f, " %s", names[i]);
+		width += 1 + nl;
+	}
+	if (width > 0)
+		fputc('\n', f);
+}
+
+static void
+dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
+{
+	const struct host_config *hc = h->cfg;
+
+	fprintf(f, "\n[host %s]\n", hc->label);
+	fprintf(f, "# defined at %s:%d\n", hc->at.file, hc->at.line);
+	if (h->skipped)
+		fprintf(f, "# left out (host_errors = skip): its files did not load\n");
+	if (h->leaf != NULL) {
+		char *subject = name_text(X509_get_subject_name(h->leaf));
+		char *issuer = name_text(X509_get_issuer_name(h->leaf));
+		char expiry[64];
+
+		not_after_text(h->leaf, 0, expiry, sizeof(expiry));
+		fprintf(f, "# certificate subject: %s\n", subject ? subject : "?");
+		fprintf(f, "# certificate issuer: %s\n", issuer ? issuer : "?");
+		fprintf(f, "# certificate not_after: %s\n", expiry);
+		free(subject);
+		free(issuer);
+	}
+	for (int k = 0; k < K_COUNT; k++) {
+		if (config_key_is_global((enum cfg_key)k))
+			continue;
+		if (k == K_NAMES && !h->skipped) {
+			/* the names it is served under: its own, or its certificate's */
+			if (hc->names.n == 0)
+				fprintf(f, "# names: the certificate's\n");
+			if (h->n_names == 0)
+				fprintf(f, "# names (none: only as the default host)\n");
+			put_names(f, h->names, h->n_names);
+			continue;
+		}
+		put_key(f, c, hc, (enum cfg_key)k, oom);
+		if (k == K_BACKEND)
+			for (size_t i = 0; i < hc->n_alpn_backends; i++)
+				fprintf(f, "backend.%s = %s\n", hc->alpn_backends[i].proto,
+				    hc->alpn_backends[i].addr.text);
+		if (k == K_GROUPS && h->groups != NULL && hc->groups != NULL &&
+		    strcmp(h->groups, hc->groups) != 0)
+			fprintf(f, "# groups this OpenSSL offers: %s\n", h->groups);
+	}
+}
+
+int
+dump_config(FILE *f, const struct generation *g)
+{
+	const struct config *c = g->cfg;
+	int oom = 0;
+
+	fprintf(f, "# tlsfront %s -T: the effective configuration, defaults filled in.\n"
+	    "# Lines starting with '#' are not settings.\n", PACKAGE_VERSION);
+	for (size_t i = 0; i < c->n_files; i++)
+		fprintf(f, "# file: %s\n", c->files[i]);
+	fprintf(f, "\n[global]\n");
+	for (int k = 0; k < K_COUNT; k++)
+		if (config_key_is_global((enum cfg_key)k))
+			put_key(f, c, NULL, (enum cfg_key)k, &oom);
+	for (size_t i = 0; i < g->n_hosts; i++)
+		dump_host(f, c, &g->hosts[i], &oom);
+	if (oom) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+/* One host's summary line into b. */
+static void
+summary(struct sbuf *b, const struct generation *g, const struct host *h)
+{
+	const struct host_config *hc = h->cfg;
+	int oom = 0;
+
+	sb_add(b, "host %s:", hc->label);
+	if (h->skipped) {
+		sb_add(b, " left out (host_errors = skip)");
+		return;
+	}
+	sb_add(b, " names=");
+	size_t start = b->len;
+	for (size_t i = 0; i < h->n_names; i++) {
+		if (b->len - start > SUMMARY_NAMES_MAX) {
+			sb_add(b, ",...(%zu more)", h->n_names - i);
+			break;
+		}
+		sb_add(b, "%s%s", i ? "," : "", h->names[i]);
+	}
+	if (h->n_names == 0)
+		sb_add(b, "-");
+	sb_add(b, " listen=");
+	for (size_t i = 0; i < hc->listen.n; i++)
+		sb_add(b, "%s%s", i ? "," : "", hc->listen.v[i].text);
+	sb_add(b, " backend=%s", hc->backend.text);
+	for (size_t i = 0; i < hc->n_alpn_backends; i++)
+		sb_add(b, " backend.%s=%s", hc->alpn_backends[i].proto,
+		    hc->alpn_backends[i].addr.text);
+	sb_add(b, " alpn=");
+	for (size_t i = 0; i < hc->alpn.n; i++)
+		sb_add(b, "%s%s", i ? "," : "", hc->alpn.v[i]);
+	if (hc->alpn.n == 0)
+		sb_add(b, "-");
+	char *verify = value_of(g->cfg, hc, K_CLIENT_VERIFY, &oom);
+	sb_add(b, " client_verify=%s", verify ? verify : "?");
+	free(verify);
+	if (h->leaf != NULL) {
+		char *subject = name_text(X509_get_subject_name(h->leaf));
+		char expiry[32];
+
+		not_after_text(h->leaf, 1, expiry, sizeof(expiry));
+		sb_add(b, " cert=\"%s\" expires=%s", subject ? subject : "?", expiry);
+		free(subject);
+	}
+}
+
+void
+dump_host_summaries(const struct generation *g)
+{
+	if (log_level_current < LOG_LVL_INFO)
+		return;
+	for (size_t i = 0; i < g->n_hosts; i++) {
+		struct sbuf b = { NULL, 0, 0, 0 };
+
+		summary(&b, g, &g->hosts[i]);
+		if (!b.oom && b.p != NULL)
+			log_info("%s", b.p);
+		free(b.p);
+	}
+}
