@@ -8,8 +8,10 @@
 #
 #   bench/soak.sh [DURATION_SECONDS]
 #
-# Environment: TLSFRONT_BIN (default: _build/tlsfront of this tree),
-# SOAK_DIR (where everything is kept; default a new /tmp/tlsfront-soak.*),
+# Environment: SOAK_DURATION (seconds, when not given as the argument; at
+# least 60), TLSFRONT_BIN (default: _build/tlsfront of this tree),
+# SOAK_DIR (where everything is kept; default a new /tmp/tlsfront-soak.*;
+# as root, nginx's workers run as nobody and must be able to reach it),
 # SOAK_NEWCONN_RATE (new connections/s, default 40), SOAK_KA_RPS (keep-alive
 # requests/s per h2load client, 4 clients each for h2 and HTTP/1.1, default
 # 25), SOAK_BULK_RATE (curl --limit-rate for the 50 MB downloads, default
@@ -22,7 +24,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-DURATION=${1:-1800}
+DURATION=${1:-${SOAK_DURATION:-1800}}
 BIN=${TLSFRONT_BIN:-$top/_build/tlsfront}
 WORKERS=2
 INTERVAL=10
@@ -35,7 +37,7 @@ LARGE=52428800
 SMALL=2048
 client="python3 $here/soak_client.py"
 
-case $DURATION in '' | *[!0-9]*) echo "usage: $0 [DURATION_SECONDS]" >&2; exit 2 ;; esac
+case $DURATION in '' | *[!0-9]*) echo "usage: $0 [DURATION_SECONDS] (or SOAK_DURATION=SECONDS)" >&2; exit 2 ;; esac
 if [ "$DURATION" -lt 60 ]; then echo "soak: DURATION must be at least 60 s" >&2; exit 2; fi
 [ -x "$BIN" ] || { echo "soak: no tlsfront binary at $BIN (build it, or set TLSFRONT_BIN)" >&2; exit 2; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -43,7 +45,14 @@ for t in "$NGINX" h2load curl python3 openssl; do
 	command -v "$t" >/dev/null || { echo "soak: $t is missing (bash scripts/deps.sh)" >&2; exit 2; }
 done
 
-D=${SOAK_DIR:-$(mktemp -d /tmp/tlsfront-soak.XXXXXX)}
+if [ -n "${SOAK_DIR:-}" ]; then
+	D=$SOAK_DIR
+else
+	D=$(mktemp -d /tmp/tlsfront-soak.XXXXXX)
+	# mktemp makes it 0700: nginx's workers (user nobody when started as
+	# root) could not reach www/ in it
+	chmod 0755 "$D"
+fi
 mkdir -p "$D/www" "$D/hosts.d" "$D/nginx"
 cd "$D"
 echo "soak: ${DURATION}s, everything in $D"
@@ -119,7 +128,13 @@ wait_until() {	# wait_until SECONDS WHAT COMMAND...: poll COMMAND every 0.1 s
 	shift 2
 	while ! "$@" >/dev/null 2>&1; do
 		n=$((n - 1))
-		[ $n -gt 0 ] || { echo "soak: timed out waiting for $what" >&2; exit 2; }
+		if [ $n -le 0 ]; then
+			echo "soak: timed out waiting for $what" >&2
+			for f in nginx/error.log tlsfront.log; do
+				[ ! -s "$f" ] || { echo "soak: last lines of $D/$f:" >&2; tail -n 5 "$f" >&2; }
+			done
+			exit 2
+		fi
 		sleep 0.1
 	done
 }

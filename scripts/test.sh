@@ -8,6 +8,9 @@
 #   sanitizers  _build-sanitizers/: --enable-sanitizers (ASan + UBSan); make check
 #   valgrind    _build-valgrind/: make check-valgrind: the e2e tests with every
 #               tlsfront process under valgrind memcheck (tests/e2e/harness.py)
+#   soak        SOAK_DURATION=75 bash bench/soak.sh: the README's soak, 75 s of
+#               mixed load with a reload, on _build/tlsfront (one test: its
+#               verdict must be PASS)
 #   fuzz        scripts/fuzz-ci.sh, if present: libFuzzer targets (one test)
 #   package     scripts/package-test.sh: the Debian package (one test)
 #
@@ -116,6 +119,23 @@ if configure_and_build _build-valgrind "$top/build-valgrind.log" --enable-werror
 else
 	fail_stage
 	end valgrind "build failed (build-valgrind.log)"
+fi
+
+# ---- soak: the README's bench/soak.sh, shortened to 75 s; one test
+begin soak "SOAK_DURATION=75 bash bench/soak.sh"
+if SOAK_DURATION=75 bash bench/soak.sh > "$top/soak.log" 2>&1 &&
+		grep -q '^== VERDICT: PASS' "$top/soak.log"; then
+	sed -n '/^== VERDICT/p' "$top/soak.log"
+	# its directory holds a 50 MB file: kept only when the soak fails
+	soak_dir=$(sed -n 's/^soak: .*, everything in \(\/tmp\/tlsfront-soak\.[A-Za-z0-9]*\)$/\1/p' \
+		"$top/soak.log" | head -n 1)
+	[ -z "$soak_dir" ] || rm -rf "$soak_dir"
+	pass=$(( pass + 1 ))
+	end soak "passed"
+else
+	tail -n 60 "$top/soak.log"
+	fail_stage
+	end soak "FAILED (soak.log)"
 fi
 
 # ---- fuzz: the libFuzzer targets, one test
