@@ -1,16 +1,13 @@
 /* gen.c: see gen.h. */
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
 #include "gen.h"
+#include "priv.h"
 #include "log.h"
 #include "tls.h"
 
@@ -83,195 +80,39 @@ place_host(struct generation *g, struct host *h, struct diag *d)
 /*
  * Started as root with `user` set, the main process reads every file now,
  * but each reload runs as that user (priv_drop) and fails on a file the user
- * cannot read. Tell at start and in `tlsfront -t`: judged by the user's ids
- * against the owner and mode of the file and of every directory above it
- * (access() would answer for root), following symbolic links (certbot's
- * live/ names files in its archive/, root-only by default). Where a POSIX
- * ACL could grant what the mode bits deny, no warning: we cannot tell.
+ * cannot read: say so at start and in `tlsfront -t`.
  */
-#define DIRS_REMEMBERED 8
-
-struct reader {
-	const char *name;
-	uid_t uid;
-	gid_t *groups;			/* its primary group (or `group`) included */
-	int n_groups;
-	struct {			/* the verdicts of the last directories seen */
-		char *path;
-		int ok;
-	} dirs[DIRS_REMEMBERED];
-	size_t next_dir;
-};
-
-/* May r do `want` (4: read, 1: search) on path, whose stat is st? The
- * kernel's order: the owner's bits for the owner, else the group's for a
- * member of the group, else the others'. */
-static int
-reader_may(const struct reader *r, const char *path, const struct stat *st, unsigned want)
-{
-	unsigned bits = st->st_mode & 7;
-
-	if (st->st_uid == r->uid) {
-		bits = (st->st_mode >> 6) & 7;
-	} else {
-		for (int i = 0; i < r->n_groups; i++)
-			if (r->groups[i] == st->st_gid) {
-				bits = (st->st_mode >> 3) & 7;
-				break;
-			}
-	}
-	if ((bits & want) == want)
-		return 1;
-	return getxattr(path, "system.posix_acl_access", NULL, 0) > 0;
-}
-
-/* Can r search dir and every directory above it? 1 also when we cannot
- * tell (a path that does not exist: loading it reports that). */
-static int
-reader_walk(const struct reader *r, const char *dir)
-{
-	char *p = strdup(dir);
-	struct stat st;
-	int ok = 1;
-
-	if (p == NULL)
-		return 1;
-	for (size_t i = 0, len = strlen(p); ok && i <= len; i++) {
-		char c = p[i];
-		if (c != '/' && c != '\0')
-			continue;
-		size_t end = i == 0 ? 1 : i;	/* "/" itself, then each prefix */
-		char save = p[end];
-		p[end] = '\0';
-		if (stat(p, &st) == 0 && !reader_may(r, p, &st, 1))
-			ok = 0;
-		p[end] = save;
-	}
-	free(p);
-	return ok;
-}
-
-static int
-reader_dir_ok(struct reader *r, const char *dir)
-{
-	char *real;
-	int ok;
-
-	for (size_t i = 0; i < DIRS_REMEMBERED; i++)
-		if (r->dirs[i].path != NULL && strcmp(r->dirs[i].path, dir) == 0)
-			return r->dirs[i].ok;
-	ok = reader_walk(r, dir);
-	/* the directories a symbolic link in the path leads through */
-	if (ok && (real = realpath(dir, NULL)) != NULL) {
-		if (strcmp(real, dir) != 0)
-			ok = reader_walk(r, real);
-		free(real);
-	}
-	size_t i = r->next_dir++ % DIRS_REMEMBERED;
-	free(r->dirs[i].path);
-	r->dirs[i].path = strdup(dir);
-	r->dirs[i].ok = ok;
-	return ok;
-}
-
-/* Can r read the file at path (absolute)? 1 also when we cannot tell. */
-static int
-reader_file_ok(struct reader *r, const char *path)
-{
-	char *copy = strdup(path), *slash, *real = NULL;
-	struct stat st;
-	int ok = 1;
-
-	if (copy == NULL || (slash = strrchr(copy, '/')) == NULL)
-		goto out;
-	slash[slash == copy] = '\0';	/* its directory ("/" for /x) */
-	if (!reader_dir_ok(r, copy)) {
-		ok = 0;
-		goto out;
-	}
-	if (lstat(path, &st) != 0)
-		goto out;
-	if (S_ISLNK(st.st_mode)) {
-		/* the target, through its own directories */
-		if ((real = realpath(path, NULL)) == NULL || stat(real, &st) != 0)
-			goto out;
-		free(copy);
-		if ((copy = strdup(real)) == NULL)
-			goto out;
-		slash = strrchr(copy, '/');
-		slash[slash == copy] = '\0';
-		if (!reader_dir_ok(r, copy)) {
-			ok = 0;
-			goto out;
-		}
-	}
-	ok = reader_may(r, real != NULL ? real : path, &st, 4);
-out:
-	free(copy);
-	free(real);
-	return ok;
-}
-
 static void
-reader_check(struct reader *r, const char *path, struct loc at, struct diag *d)
+reader_check(struct priv_reader *r, const char *user, const char *path, struct loc at,
+    struct diag *d)
 {
-	if (path != NULL && !reader_file_ok(r, path))
+	if (path != NULL && !priv_can_read(r, path))
 		diag_warn_at(d, at, "user %s cannot read %s: every reload will fail (Permission "
-		    "denied)", r->name, path);
+		    "denied)", user, path);
 }
 
 static void
 check_user_reads(const struct config *cfg, struct diag *d)
 {
 	const struct global_config *gc = &cfg->g;
-	struct reader r;
-	struct passwd *pw;
-	struct group *gr;
-	gid_t gid;
-	int n = 32;
+	struct priv_reader *r;
 
-	if (gc->user == NULL || geteuid() != 0 || (pw = getpwnam(gc->user)) == NULL ||
-	    pw->pw_uid == 0)
-		return;	/* nobody to become, or priv_drop reports an unknown user */
-	memset(&r, 0, sizeof(r));
-	r.name = gc->user;
-	r.uid = pw->pw_uid;
-	gid = pw->pw_gid;
-	if (gc->group != NULL) {
-		if ((gr = getgrnam(gc->group)) == NULL)
-			return;
-		gid = gr->gr_gid;
-	}
-	/* the groups priv_drop's initgroups() will give */
-	for (;;) {
-		int want = n;
-		gid_t *v = realloc(r.groups, (size_t)want * sizeof(*v));
-		if (v == NULL)
-			goto out;
-		r.groups = v;
-		if (getgrouplist(gc->user, gid, r.groups, &n) >= 0)
-			break;
-		if (n <= want)
-			n = want * 2;
-	}
-	r.n_groups = n;
-	reader_check(&r, gc->ticket_key_file, gc->loc[K_G_TICKET_KEY_FILE], d);
+	if ((r = priv_reader_new(gc->user, gc->group)) == NULL)
+		return;
+	reader_check(r, gc->user, gc->ticket_key_file, gc->loc[K_G_TICKET_KEY_FILE], d);
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
 		const struct host_config *c = &cfg->hosts[i];
 		if (c->bad)
 			continue;
-		reader_check(&r, c->cert, c->loc[K_CERT], d);
-		reader_check(&r, c->key, c->loc[K_KEY], d);
+		reader_check(r, gc->user, c->cert, c->loc[K_CERT], d);
+		reader_check(r, gc->user, c->key, c->loc[K_KEY], d);
 		if (c->client_verify != CLIENT_VERIFY_NONE) {
-			reader_check(&r, c->client_ca, c->loc[K_CLIENT_CA], d);
-			reader_check(&r, c->client_crl, c->loc[K_CLIENT_CRL], d);
+			reader_check(r, gc->user, c->client_ca, c->loc[K_CLIENT_CA], d);
+			reader_check(r, gc->user, c->client_crl, c->loc[K_CLIENT_CRL], d);
 		}
-		reader_check(&r, c->ocsp_file, c->loc[K_OCSP_FILE], d);
+		reader_check(r, gc->user, c->ocsp_file, c->loc[K_OCSP_FILE], d);
 	}
-out:
-	for (size_t i = 0; i < DIRS_REMEMBERED; i++)
-		free(r.dirs[i].path);
-	free(r.groups);
+	priv_reader_free(r);
 }
 
 struct generation *
