@@ -12,50 +12,11 @@
 
 #include "config.h"
 #include "dump.h"
+#include "sbuf.h"
 #include "log.h"
 
 /* The summary's names stop after this many bytes (log.c cuts lines at 2 KiB). */
 #define SUMMARY_NAMES_MAX 512
-
-/* A growing string; oom is set once an allocation failed. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = 1;
-		return;
-	}
-	if (b->p == NULL || b->len + (size_t)n >= b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap <= b->len + (size_t)n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-		va_start(ap, fmt);
-		(void)vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-	}
-	b->len += (size_t)n;
-}
 
 /* Key k's value as text (malloc'd), or NULL when it has none; *oom on failure. */
 static char *
@@ -220,43 +181,43 @@ summary(struct sbuf *b, const struct generation *g, const struct host *h)
 	const struct host_config *hc = h->cfg;
 	int oom = 0;
 
-	sb_add(b, "host %s:", hc->label);
+	sb_printf(b, "host %s:", hc->label);
 	if (h->skipped) {
-		sb_add(b, " left out (host_errors = skip)");
+		sb_printf(b, " left out (host_errors = skip)");
 		return;
 	}
-	sb_add(b, " names=");
+	sb_printf(b, " names=");
 	size_t start = b->len;
 	for (size_t i = 0; i < h->n_names; i++) {
 		if (b->len - start > SUMMARY_NAMES_MAX) {
-			sb_add(b, ",...(%zu more)", h->n_names - i);
+			sb_printf(b, ",...(%zu more)", h->n_names - i);
 			break;
 		}
-		sb_add(b, "%s%s", i ? "," : "", h->names[i]);
+		sb_printf(b, "%s%s", i ? "," : "", h->names[i]);
 	}
 	if (h->n_names == 0)
-		sb_add(b, "-");
-	sb_add(b, " listen=");
+		sb_printf(b, "-");
+	sb_printf(b, " listen=");
 	for (size_t i = 0; i < hc->listen.n; i++)
-		sb_add(b, "%s%s", i ? "," : "", hc->listen.v[i].text);
-	sb_add(b, " backend=%s", hc->backend.text);
+		sb_printf(b, "%s%s", i ? "," : "", hc->listen.v[i].text);
+	sb_printf(b, " backend=%s", hc->backend.text);
 	for (size_t i = 0; i < hc->n_alpn_backends; i++)
-		sb_add(b, " backend.%s=%s", hc->alpn_backends[i].proto,
+		sb_printf(b, " backend.%s=%s", hc->alpn_backends[i].proto,
 		    hc->alpn_backends[i].addr.text);
-	sb_add(b, " alpn=");
+	sb_printf(b, " alpn=");
 	for (size_t i = 0; i < hc->alpn.n; i++)
-		sb_add(b, "%s%s", i ? "," : "", hc->alpn.v[i]);
+		sb_printf(b, "%s%s", i ? "," : "", hc->alpn.v[i]);
 	if (hc->alpn.n == 0)
-		sb_add(b, "-");
+		sb_printf(b, "-");
 	char *verify = value_of(g->cfg, hc, K_CLIENT_VERIFY, &oom);
-	sb_add(b, " client_verify=%s", verify ? verify : "?");
+	sb_printf(b, " client_verify=%s", verify ? verify : "?");
 	free(verify);
 	if (h->leaf != NULL) {
 		char *subject = name_text(X509_get_subject_name(h->leaf));
 		char expiry[32];
 
 		not_after_text(h->leaf, 1, expiry, sizeof(expiry));
-		sb_add(b, " cert=\"%s\" expires=%s", subject ? subject : "?", expiry);
+		sb_printf(b, " cert=\"%s\" expires=%s", subject ? subject : "?", expiry);
 		free(subject);
 	}
 }
