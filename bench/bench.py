@@ -194,7 +194,7 @@ def nofile_limit(pid):
 
 
 def free_port():
-    """A free port outside the ephemeral range (as tests/e2e/harness.py does:
+    """A free port outside the ephemeral range (as tests/e2e/tf_run.py does:
     a port in the range can be taken as the local port of a client first)."""
     import random
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:

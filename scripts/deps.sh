@@ -21,4 +21,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	libssl-dev libevent-dev libinih-dev libcmocka-dev \
 	clang libclang-rt-14-dev \
 	openssl ca-certificates curl python3 nginx-light haproxy procps nghttp2-client \
-	prometheus testssl.sh valgrind >/dev/null
+	prometheus testssl.sh python3-cryptography valgrind >/dev/null

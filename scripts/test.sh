@@ -7,7 +7,7 @@
 #   build       _build/: ./configure --enable-werror; make check (unit + e2e)
 #   sanitizers  _build-sanitizers/: --enable-sanitizers (ASan + UBSan); make check
 #   valgrind    _build-valgrind/: make check-valgrind: the e2e tests with every
-#               tlsfront process under valgrind memcheck (tests/e2e/harness.py)
+#               tlsfront process under valgrind memcheck (tests/e2e/tf_proc.py)
 #   soak        SOAK_DURATION=75 bash bench/soak.sh: the README's soak, 75 s of
 #               mixed load with a reload, on _build/tlsfront (one test: its
 #               verdict must be PASS)

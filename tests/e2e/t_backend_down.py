@@ -10,9 +10,12 @@ import ssl
 import subprocess
 import threading
 
-from harness import (HttpBackend, Tlsfront, check, check_eventually, cleanup, client_context,
-                     free_port, http_get, make_ca, make_cert, run, tmpdir, wait_for,
-                     wait_stable)
+from tf_clients import client_context, http_get
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import (check, check_eventually, cleanup, free_port, run, tmpdir, wait_for,
+                    wait_stable)
 
 
 class UnixHttpBackend:
@@ -102,8 +105,8 @@ def handshake_then_close(port, sni, ctx, timeout=10.0):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    ctx = client_context(verify_ca=ca[0])
+    ca = CA(d)
+    ctx = client_context(verify_ca=ca.crt)
     closed_port = free_port()  # nothing listens there
     missing = os.path.join(d, "missing.sock")
     unix_path = os.path.join(d, "app.sock")
@@ -120,7 +123,7 @@ def main():
             ("hole", "127.0.0.1:%d" % bh_port, {"connect_timeout": "500ms"}),
             ("unix", "unix:" + unix_path, {}),
             ("good", "127.0.0.1:%d" % good.port, {})):
-        cert = make_cert(d, label, [label + ".test"], ca=ca)
+        cert = ca.host_cert(label, [label + ".test"])
         hosts[label] = dict({"cert": cert[0], "key": cert[1], "backend": backend}, **extra)
     tf = Tlsfront(d, hosts)
     nlog = 0
@@ -145,7 +148,7 @@ def main():
           "refused" in line, "refused: the access log says why: %s" % line)
 
     # the same with curl: an empty reply, promptly, not a TLS error or a hang
-    r = subprocess.run(["curl", "-sS", "--cacert", ca[0], "--max-time", "10", "--resolve",
+    r = subprocess.run(["curl", "-sS", "--cacert", ca.crt, "--max-time", "10", "--resolve",
                         "refused.test:%d:127.0.0.1" % tf.port,
                         "https://refused.test:%d/" % tf.port],
                        capture_output=True, text=True, timeout=30)

@@ -7,9 +7,11 @@ import re
 import ssl
 import subprocess
 
-from harness import (HttpBackend, Tlsfront, check, client_context, make_ca, make_cert,
-                     pattern_bytes, run, tls_connect, tmpdir,
-                     recv_all)
+from tf_clients import client_context, recv_all, tls_connect
+from tf_peers import HttpBackend, pattern_bytes
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, run, tmpdir
 
 SIZE = 50 * 1024 * 1024
 
@@ -72,8 +74,8 @@ def py_download(port, ctx, n):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    cert = make_cert(d, "bulk", ["bulk.test"], ca=ca)
+    ca = CA(d)
+    cert = ca.host_cert("bulk", ["bulk.test"])
     b = HttpBackend("bulk")
     tf = Tlsfront(d, {"bulk": {"cert": cert[0], "key": cert[1],
                                "backend": "127.0.0.1:%d" % b.port}})
@@ -85,7 +87,7 @@ def main():
     url = "https://bulk.test:%d/" % tf.port
 
     # curl upload (no Expect: 100-continue, the test backend does not answer it)
-    r = curl(ca[0], tf.port, "-H", "Expect:", "--data-binary", "@" + path, url + "upload")
+    r = curl(ca.crt, tf.port, "-H", "Expect:", "--data-binary", "@" + path, url + "upload")
     check(r.returncode == 0 and r.stdout.decode().strip() == want,
           "curl 50 MiB upload arrives intact (backend sha256 %r, want %s; %r)"
           % (r.stdout[:80], want, r.stderr[-200:]))
@@ -96,7 +98,7 @@ def main():
 
     # curl download
     out = os.path.join(d, "download.bin")
-    r = curl(ca[0], tf.port, "-o", out, url + "bytes/%d" % SIZE)
+    r = curl(ca.crt, tf.port, "-o", out, url + "bytes/%d" % SIZE)
     with open(out, "rb") as f:
         got = hashlib.sha256(f.read()).hexdigest()
     expect_down = hashlib.sha256(pattern_bytes(SIZE)).hexdigest()
@@ -108,7 +110,7 @@ def main():
     check(cout >= SIZE, "access log out=%d counts the whole download (>= %d)" % (cout, SIZE))
 
     # the same with the Python ssl client
-    ctx = client_context(verify_ca=ca[0])
+    ctx = client_context(verify_ca=ca.crt)
     body = py_upload(tf.port, ctx, payload)
     check(body.decode(errors="replace").strip() == want,
           "Python ssl 50 MiB upload arrives intact (%r)" % body[:80])

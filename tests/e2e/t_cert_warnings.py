@@ -12,7 +12,10 @@ import os
 import re
 import subprocess
 
-from harness import TLSFRONT, HttpBackend, MiniCA, Tlsfront, check, make_cert, run, tmpdir
+from tf_peers import HttpBackend
+from tf_pki import CA, self_signed
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, run, tmpdir
 
 
 def line_of(path, key):
@@ -25,15 +28,15 @@ def line_of(path, key):
 
 def main():
     d = tmpdir()
-    root = MiniCA(d, "Test Root CA")
-    inter = MiniCA(d, "Test Intermediate CA", parent=root)
+    root = CA(d, "Test Root CA")
+    inter = CA(d, "Test Intermediate CA", parent=root)
     be = HttpBackend("w")
     backend = "127.0.0.1:%d" % be.port
 
     leaf_crt, leaf_key = inter.issue("leaf", "leaf.test", ["DNS:leaf.test"])
     full_crt, full_key = inter.issue("full", "full.test", ["DNS:full.test"])
     full_pem = inter.chain_file(full_crt)          # leaf, then the intermediate
-    self_pem, self_key = make_cert(d, "self", ["self.test"])
+    self_pem, self_key = self_signed(d, "self", ["self.test"])
     names_crt, names_key = inter.issue("names", "www.shop.test",
                                        ["DNS:www.shop.test", "DNS:*.shop.test",
                                         "DNS:api.example.test"])

@@ -8,8 +8,9 @@ import os
 import re
 import subprocess
 
-from harness import (TLSFRONT, check, free_port, make_ca, make_cert, make_expired_cert,
-                     openssl, run, tmpdir)
+from tf_pki import CA
+from tf_proc import TLSFRONT
+from tf_run import check, free_port, run, tmpdir
 
 
 def write(path, lines):
@@ -43,8 +44,8 @@ def expect_at(out, path, line, words, what):
 
 def good_config(d, ca, port):
     """A valid configuration whose one host has an expired certificate."""
-    ok = make_cert(d, "ok", ["ok.test"], ca=ca)
-    old = make_expired_cert(d, "old", ["old.test"], ca)
+    ok = ca.host_cert("ok", ["ok.test"])
+    old = ca.host_cert("old", ["old.test"], start="20200101000000Z", end="20200201000000Z")
     main = os.path.join(d, "good", "tlsfront.ini")
     write(main, ["[global]", "listen = 127.0.0.1:%d" % port, "hosts = hosts.d/*.ini",
                  "workers = 1", "", "[defaults]", "idle_timeout = 1m"])
@@ -71,7 +72,7 @@ def test_good(d, ca):
 
 def test_parse_errors(d, ca):
     """Everything the config loader finds, in one run."""
-    cert = make_cert(d, "p", ["p.test"], ca=ca)
+    cert = ca.host_cert("p", ["p.test"])
     root = os.path.join(d, "parse")
     main = os.path.join(root, "tlsfront.ini")
     long_section = "host " + "x" * 50
@@ -228,21 +229,13 @@ def test_tls_errors(d, ca):
     os.makedirs(root)
     port = free_port()
     other_port = free_port()
-    good = make_cert(d, "good", ["good.test"], ca=ca)
-    other = make_cert(d, "other", ["other.test"], ca=ca)
+    good = ca.host_cert("good", ["good.test"])
+    other = ca.host_cert("other", ["other.test"])
     # root CA -> intermediate -> leaf, with the file in the wrong order
-    inter_crt, inter_key = os.path.join(d, "inter.crt"), os.path.join(d, "inter.key")
-    with open(os.path.join(d, "inter.ext"), "w") as f:
-        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n")
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", inter_key, "-out", os.path.join(d, "inter.csr"), "-subj", "/CN=Inter")
-    openssl("x509", "-req", "-in", os.path.join(d, "inter.csr"), "-CA", ca[0], "-CAkey",
-            ca[1], "-CAcreateserial", "-out", inter_crt, "-days", "30",
-            "-extfile", os.path.join(d, "inter.ext"))
-    leaf = make_cert(d, "leaf", ["leaf.test"], ca=(inter_crt, inter_key))
-    leaf_crt = os.path.join(d, "leaf.crt")
-    swapped = cat(os.path.join(d, "swapped.pem"), inter_crt, leaf_crt)      # inter first
-    skipped = cat(os.path.join(d, "skipped.pem"), leaf_crt, ca[0], inter_crt)  # root first
+    inter = CA(d, "Inter", parent=ca)
+    leaf_crt, leaf_key = inter.issue("leaf", "leaf.test", ["DNS:leaf.test"])
+    swapped = cat(os.path.join(d, "swapped.pem"), inter.crt, leaf_crt)      # inter first
+    skipped = cat(os.path.join(d, "skipped.pem"), leaf_crt, ca.crt, inter.crt)  # root first
     if os.geteuid() != 0:
         unreadable = os.path.join(d, "unreadable.key")
         cat(unreadable, good[1])
@@ -269,8 +262,8 @@ def test_tls_errors(d, ca):
          "backend = 127.0.0.1:9", "names = unreadable.test")
     host("c-mismatch", "cert = %s" % good[0], "key = %s" % other[1],
          "backend = 127.0.0.1:9", "names = mismatch.test")
-    host("d-swapped", "backend = 127.0.0.1:9", "cert = %s" % swapped, "key = %s" % leaf[1])
-    host("e-skipped", "backend = 127.0.0.1:9", "cert = %s" % skipped, "key = %s" % leaf[1],
+    host("d-swapped", "backend = 127.0.0.1:9", "cert = %s" % swapped, "key = %s" % leaf_key)
+    host("e-skipped", "backend = 127.0.0.1:9", "cert = %s" % skipped, "key = %s" % leaf_key,
          "names = skipped.test")
     host("f-garbage", "cert = %s" % garbage, "key = %s" % good[1], "backend = 127.0.0.1:9",
          "names = garbage.test")
@@ -341,7 +334,7 @@ def test_options():
 def test_both_stages(d, ca):
     """A config-loader error and a certificate error in one run: both reported,
     and the host with the loader error causes no follow-on error."""
-    good = make_cert(d, "mixed", ["mixed.test"], ca=ca)
+    good = ca.host_cert("mixed", ["mixed.test"])
     main = os.path.join(d, "mixed", "tlsfront.ini")
     mlines = write(main, ["[global]", "listen = 127.0.0.1:%d" % free_port(),
                           "hosts = hosts.d/*.ini", "workers = 1", "bogus_key = 1"])
@@ -365,7 +358,7 @@ def test_both_stages(d, ca):
 
 def test_unix_listen(d, ca):
     """Listening on a unix socket is refused at -t time, not at start."""
-    good = make_cert(d, "ul", ["ul.test"], ca=ca)
+    good = ca.host_cert("ul", ["ul.test"])
     main = os.path.join(d, "ul", "tlsfront.ini")
     mlines = write(main, ["[global]", "listen = unix:%s" % os.path.join(d, "ul.sock"),
                           "hosts = hosts.d/*.ini", "workers = 1",
@@ -378,7 +371,7 @@ def test_unix_listen(d, ca):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
+    ca = CA(d)
     test_options()
     test_good(d, ca)
     test_parse_errors(d, ca)

@@ -21,8 +21,11 @@ import re
 import signal
 import subprocess
 
-from harness import (TLSFRONT, Fail, HttpBackend, Tlsfront, check, free_port, http_get,
-                     make_ca, make_cert, pattern_bytes, run, tmpdir)
+from tf_clients import http_get
+from tf_peers import HttpBackend, pattern_bytes
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import Fail, check, free_port, run, tmpdir
 
 # An empty main file takes the default hosts glob, SYSCONFDIR/tlsfront/hosts.d/*.ini:
 # on a machine where tlsfront is installed and configured (the package's
@@ -556,8 +559,8 @@ def test_reload(d, cert):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    cert = make_cert(d, "h", ["h.test"], ca=ca)
+    ca = CA(d)
+    cert = ca.host_cert("h", ["h.test"])
     env = Env(d, cert, free_port())
     test_binary(env)
     test_nul(env)

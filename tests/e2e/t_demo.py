@@ -28,9 +28,9 @@ import socket
 import subprocess
 import sys
 
-import harness
-from harness import SRCDIR, TLSFRONT, TIME_SCALE, check, cleanup, free_port, run, tmpdir, \
-    wait_for
+from tf_proc import TLSFRONT
+from tf_run import (SRCDIR, TIME_SCALE, Fail, check, cleanup, free_port, run, tmpdir,
+                    wait_for, watch_log)
 
 
 def readme_commands():
@@ -144,7 +144,7 @@ def main():
           "running the README's %r as %r" % (ports_cmd, cmd))
     assign, argv = split_command(cmd)
     log_path = os.path.join(d, "demo.log")
-    harness._logs.append(log_path)
+    watch_log(log_path)
     logf = open(log_path, "wb")
     proc = subprocess.Popen(argv, cwd=tree, env=dict(base_env, **assign), stdout=logf,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -162,7 +162,7 @@ def main():
 
     def serving():
         if proc.poll() is not None:
-            raise harness.Fail("demo.sh exited (%s) before serving" % proc.returncode)
+            raise Fail("demo.sh exited (%s) before serving" % proc.returncode)
         return re.search(r"listening on 127\.0\.0\.1:%d\b" % port, log())
     wait_for(serving, 60, "tlsfront of the demo to listen on %d" % port)
     out = log()
@@ -192,7 +192,7 @@ def main():
     try:
         rc = proc.wait(30 * TIME_SCALE)
     except subprocess.TimeoutExpired:
-        raise harness.Fail("demo.sh still runs 30 s after Ctrl-C")
+        raise Fail("demo.sh still runs 30 s after Ctrl-C")
     check(rc == 130, "demo.sh exits 130 after Ctrl-C (got %s)" % rc)
     check(refused(port) and refused(bport), "after Ctrl-C nothing listens on %d or %d"
           % (port, bport))

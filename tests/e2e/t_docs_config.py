@@ -16,7 +16,8 @@ import os
 import re
 import subprocess
 
-from harness import SRCDIR, TLSFRONT, check, run, tmpdir
+from tf_proc import TLSFRONT
+from tf_run import SRCDIR, check, run, tmpdir
 
 
 def read(*parts):

@@ -10,8 +10,10 @@ import os
 import re
 import subprocess
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, make_ca, make_cert, openssl,
-                     run, tmpdir)
+from tf_peers import HttpBackend
+from tf_pki import CA, openssl
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, run, tmpdir
 
 
 def tf_run(*args):
@@ -49,13 +51,12 @@ def subject(pem, what="-subject"):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d, "Server CA")
-    shop = make_cert(d, "shop", ["shop.test", "www.shop.test"], ca=ca, cn="shop.test")
-    vault = make_cert(d, "vault", ["vault.test", "api.vault.test"], ca=ca, cn="vault.test",
-                      days=20)
+    ca = CA(d, "Server CA")
+    shop = ca.host_cert("shop", ["shop.test", "www.shop.test"], cn="shop.test")
+    vault = ca.host_cert("vault", ["vault.test", "api.vault.test"], cn="vault.test", days=20)
     cdir = os.path.join(d, "clients")
     os.makedirs(cdir)
-    client_ca = make_ca(cdir, "Client CA")
+    client_ca = CA(cdir, "Client CA")
     web, h2 = HttpBackend("web"), HttpBackend("h2")
 
     tf = Tlsfront(d, {
@@ -66,7 +67,7 @@ def main():
                  "proxy_protocol": "v1"},
         "vault": {"cert": vault[0], "key": vault[1],
                   "backend": "127.0.0.1:%d" % web.port,
-                  "client_verify": "required", "client_ca": client_ca[0],
+                  "client_verify": "required", "client_ca": client_ca.crt,
                   "client_allow": "dns:ops.client.test cn:admin",
                   "connect_timeout": "1500ms"},
     }, defaults={"idle_timeout": "90s"}, start=False)
@@ -109,7 +110,7 @@ def main():
           "shop: cert and key paths")
 
     v = dump["host vault"]["keys"]
-    check(v.get("client_verify") == ["required"] and v.get("client_ca") == [client_ca[0]] and
+    check(v.get("client_verify") == ["required"] and v.get("client_ca") == [client_ca.crt] and
           v.get("client_allow") == ["dns:ops.client.test cn:admin"],
           "vault: client_verify, client_ca and client_allow: %r %r %r"
           % (v.get("client_verify"), v.get("client_ca"), v.get("client_allow")))

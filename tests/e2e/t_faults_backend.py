@@ -1,6 +1,6 @@
 """Fault injection, backend side (issue #7): backends that refuse, never
 accept, reset mid-response, never read, or trickle. Each fault runs through
-harness.fault_case, which checks what every fault must leave intact: the
+tf_faults.fault_case, which checks what every fault must leave intact: the
 main process and the same worker alive, the worker's fd count back to its
 baseline, its RSS bounded, and a good client (another host, another backend)
 served during the fault and right after it.
@@ -16,9 +16,12 @@ import struct
 import threading
 import time
 
-from harness import (unexpected_eof, burst, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
-                     client_context, fault_case, free_port, make_ca, make_cert, pattern_bytes,
-                     run, tls_connect, tmpdir, wait_for)
+from tf_clients import client_context, tls_connect, unexpected_eof
+from tf_faults import burst, fault_case
+from tf_peers import HttpBackend, TcpServer, pattern_bytes
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, check_eventually, cleanup, free_port, run, tmpdir, wait_for
 
 MIB = 1024 * 1024
 UPLOAD = 100 * MIB
@@ -386,8 +389,8 @@ def backend_trickles(tf, ctx):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    ctx = client_context(verify_ca=ca[0])
+    ca = CA(d)
+    ctx = client_context(verify_ca=ca.crt)
     good = HttpBackend("good")
     reset = ResetBackend()
     sink = NeverReads()
@@ -403,7 +406,7 @@ def main():
             ("reset", reset.port, {}),
             ("sink", sink.port, {"idle_timeout": "4s"}),
             ("slow", slow.port, {})):
-        cert = make_cert(d, label, [label + ".test"], ca=ca)
+        cert = ca.host_cert(label, [label + ".test"])
         hosts[label] = dict({"cert": cert[0], "key": cert[1],
                              "backend": "127.0.0.1:%d" % port}, **extra)
     tf = Tlsfront(d, hosts, workers=1)

@@ -1,7 +1,7 @@
 """Fault injection, client side (issue #7): clients that reset in the middle
 of the handshake, stop half way through their ClientHello, trickle it a byte
 a second from 500 connections (slowloris), or half-close. Each fault runs
-through harness.fault_case: the main process and the same worker alive, the
+through tf_faults.fault_case: the main process and the same worker alive, the
 worker's fd count back to its baseline, its RSS bounded, and a good client
 served during the fault and right after it.
 
@@ -21,9 +21,12 @@ import struct
 import threading
 import time
 
-from harness import (unexpected_eof, burst, HttpBackend, TcpServer, Tlsfront, check, cleanup, client_context,
-                     connect_from, fault_case, make_ca, make_cert, pattern_bytes, rss_kb, run,
-                     tmpdir, wait_for)
+from tf_clients import client_context, connect_from, unexpected_eof
+from tf_faults import burst, fault_case
+from tf_peers import HttpBackend, TcpServer, pattern_bytes
+from tf_pki import CA
+from tf_proc import Tlsfront, rss_kb
+from tf_run import check, cleanup, run, tmpdir, wait_for
 
 MIB = 1024 * 1024
 FAULTY = "127.0.0.2"          # the source address of every faulty client
@@ -431,15 +434,15 @@ def half_close(tf, ctx, echo, greeter):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    ctx = client_context(verify_ca=ca[0])
+    ca = CA(d)
+    ctx = client_context(verify_ca=ca.crt)
     good = HttpBackend("good")
     echo = Echo()
     greeter = Greeter()
     hosts = {}
     for label, port in (("good", good.port), ("victim", good.port), ("echo", echo.port),
                         ("greet", greeter.port)):
-        cert = make_cert(d, label, [label + ".test"], ca=ca)
+        cert = ca.host_cert(label, [label + ".test"])
         hosts[label] = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % port}
     # max_connections is 0 (no limit) by default: the 500 slowloris
     # connections are all taken in, as the fault wants

@@ -3,7 +3,7 @@ SIGHUP every second under load, SIGTERM with transfers in flight.
 
 - EMFILE (tlsfront under prlimit --nofile=64:64, as in t_limits.py, which
   checks the pause, the CPU and the recovery with a second-long look): here
-  through harness.fault_case, so also the worker's fd count back to its
+  through tf_faults.fault_case, so also the worker's fd count back to its
   baseline, its RSS, the same worker alive; every flooding connection is
   accepted and logged in the end (none lost in the queue); and a good
   client that arrives while the worker is out of descriptors waits in the
@@ -29,9 +29,12 @@ import subprocess
 import threading
 import time
 
-from harness import (TLSFRONT, VALGRIND, Fail, HttpBackend, TcpServer, Tlsfront, check, check_eventually,
-                     cleanup, client_context, connect_from, fault_case, make_ca, make_cert,
-                     pattern_bytes, pattern_sha256, run, tls_connect, tmpdir, wait_for)
+from tf_clients import client_context, connect_from, tls_connect
+from tf_faults import fault_case
+from tf_peers import HttpBackend, TcpServer, pattern_bytes, pattern_sha256
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import Fail, VALGRIND, check, check_eventually, cleanup, run, tmpdir, wait_for
 
 MIB = 1024 * 1024
 FAULTY = "127.0.0.2"     # source address of the flooding connections
@@ -58,7 +61,7 @@ def faulty_ports(tf, since):
 def hosts_for(d, ca, backends):
     hosts = {}
     for label, port in backends:
-        cert = make_cert(d, label, [label + ".test"], ca=ca)
+        cert = ca.host_cert(label, [label + ".test"])
         hosts[label] = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % port}
     return hosts
 
@@ -393,7 +396,7 @@ def sigterm_case(d, ca):
     big = HttpBackend("big")
     tf = Tlsfront(d, hosts_for(d, ca, [("big", big.port)]), workers=1,
                   global_extra={"shutdown_timeout": "60s"})
-    ctx = client_context(verify_ca=ca[0])
+    ctx = client_context(verify_ca=ca.crt)
     worker = wait_for(tf.workers, 10, "the worker")[0]
     ts = [Transfer(tf.port, ctx, upload=i >= 4) for i in range(6)]
     for t in ts:
@@ -436,7 +439,7 @@ def sigterm_case(d, ca):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
+    ca = CA(d)
     good = HttpBackend("good")
     emfile_case(d, ca, good)
     stalled_worker_case(d, ca, good)

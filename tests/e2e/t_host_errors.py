@@ -10,15 +10,18 @@ import shutil
 import signal
 import subprocess
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, http_get, make_ca, make_cert,
-                     run, tmpdir)
+from tf_clients import http_get, s_client
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, run, tmpdir
 
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    good = make_cert(d, "good", ["good.test"], ca=ca)
-    bad = make_cert(d, "bad", ["bad.test"], ca=ca)
+    ca = CA(d)
+    good = ca.host_cert("good", ["good.test"])
+    bad = ca.host_cert("bad", ["bad.test"])
     be = HttpBackend("x")
     backend = "127.0.0.1:%d" % be.port
     hidden = bad[1] + ".hidden"
@@ -46,7 +49,7 @@ def main():
     ts.start()
     check(re.search(r"warn: .*host 'bad' left out", ts.log()), "the start logs it loudly")
     check(http_get(ts.port, "good.test", "/g") == b"backend x /g\n", "the good host serves")
-    rc, out = __import__("harness").s_client(ts.port, "bad.test", ["-brief"], b"")
+    rc, out = s_client(ts.port, "bad.test", ["-brief"], b"")
     check("unrecognized name" in out,
           "the left-out host is not served (no default host): %s" % out[-200:])
     # its key comes back: a reload takes the host back

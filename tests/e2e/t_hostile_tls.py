@@ -46,9 +46,12 @@ import threading
 import time
 
 import tlsforge as F
-from harness import (HttpBackend, MiniCA, Tlsfront, check, check_eventually, cleanup,
-                     client_context, free_port, make_ca, make_cert, recv_all, rss_kb, run, tmpdir,
-                     wait_for, wait_stable)
+from tf_clients import client_context, recv_all
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import Tlsfront, rss_kb
+from tf_run import (check, check_eventually, cleanup, free_port, run, tmpdir, wait_for,
+                    wait_stable)
 
 HS_TIMEOUT = 3.0
 # An answer must come within handshake_timeout; the rest is slack for a
@@ -591,15 +594,15 @@ def test_chain_depth(tf, health, leaves):
 def main():
     t0 = time.monotonic()
     d = tmpdir()
-    ca = make_ca(d)
-    good = make_cert(d, "good", ["good.test"], ca=ca)
-    alpn = make_cert(d, "alpn", ["alpn.test"], ca=ca)
-    dflt = make_cert(d, "dflt", ["dflt.test"], ca=ca)
-    mtls = make_cert(d, "mtls", ["mtls.test"], ca=ca)
+    ca = CA(d)
+    good = ca.host_cert("good", ["good.test"])
+    alpn = ca.host_cert("alpn", ["alpn.test"])
+    dflt = ca.host_cert("dflt", ["dflt.test"])
+    mtls = ca.host_cert("mtls", ["mtls.test"])
     # client CAs: root -> i1 -> ... -> i6; leaves under 0, 2, 3 and 6 intermediates
-    cas = [MiniCA(d, "Depth Root")]
+    cas = [CA(d, "Depth Root")]
     for i in range(1, 7):
-        cas.append(MiniCA(d, "Depth I%d" % i, parent=cas[-1]))
+        cas.append(CA(d, "Depth I%d" % i, parent=cas[-1]))
     leaves = {}
     for n in (0, 2, 3, 6):
         crt, key = cas[n].issue("leaf%d" % n, "leaf%d" % n)

@@ -2,18 +2,22 @@
 them a real nginx; a Python ssl client; the access log names host and backend."""
 import subprocess
 
-from harness import (HttpBackend, Tlsfront, check, free_port, http_get, make_ca, make_cert,
-                     run, start_nginx, tmpdir, client_context)
+from tf_clients import client_context, http_get
+from tf_peers import HttpBackend, start_nginx
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, free_port, run, tmpdir
 
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    shop = make_cert(d, "shop", ["shop.test"], ca=ca)
-    blog = make_cert(d, "blog", ["blog.test"], ca=ca)
+    ca = CA(d)
+    shop = ca.host_cert("shop", ["shop.test"])
+    blog = ca.host_cert("blog", ["blog.test"])
     b_shop = HttpBackend("shop")
     nginx_port = free_port()
-    have_nginx = start_nginx(d, nginx_port, "hello from nginx\n")[0] is not None
+    have_nginx = start_nginx(d, nginx_port, "hello from nginx\n",
+                             part="nginx as the blog's backend")[0] is not None
     if not have_nginx:
         b_blog = HttpBackend("blog")
         blog_port = b_blog.port
@@ -26,13 +30,13 @@ def main():
     base = "https://%s:%d/"
     for name, expect in (("shop.test", "backend shop /"),
                          ("blog.test", "hello from nginx" if have_nginx else "backend blog /")):
-        r = subprocess.run(["curl", "-sS", "--cacert", ca[0], "--resolve",
+        r = subprocess.run(["curl", "-sS", "--cacert", ca.crt, "--resolve",
                             "%s:%d:127.0.0.1" % (name, tf.port), base % (name, tf.port)],
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 0 and expect in r.stdout,
               "curl (verifying against the CA) through %s reaches its backend: %r %r"
               % (name, r.stdout, r.stderr))
-    body = http_get(tf.port, "shop.test", "/py", client_context(verify_ca=ca[0]))
+    body = http_get(tf.port, "shop.test", "/py", client_context(verify_ca=ca.crt))
     check(body == b"backend shop /py\n", "Python ssl client reaches the shop backend")
     lines = tf.wait_access(3)
     check(any("host=shop" in l and "backend=127.0.0.1:%d" % b_shop.port in l and

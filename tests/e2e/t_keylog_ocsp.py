@@ -31,8 +31,11 @@ import signal
 import ssl
 import threading
 
-from harness import (HttpBackend, MiniCA, Tlsfront, check, check_eventually, client_context,
-                     http_get, openssl, run, s_client, tmpdir, wait_for)
+from tf_clients import client_context, http_get, s_client
+from tf_peers import HttpBackend
+from tf_pki import CA, openssl
+from tf_proc import Tlsfront
+from tf_run import check, check_eventually, missing, run, skip_part, tmpdir, wait_for
 
 KEYLOG_LINE = re.compile(r"^[A-Z0-9_]+ [0-9a-f]{64} [0-9a-f]{32,}$")
 TLS13_LABELS = {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
@@ -191,13 +194,15 @@ def ocsp_case(tf, d, ca, oc_crt, live):
 
 
 def crypto_case(tf, d, ca, oc_crt, live):
-    """Needs python3-cryptography; returns False when it is missing."""
+    """Needs python3-cryptography. Without it: a failure, or with
+    TLSFRONT_ALLOW_MISSING_PEERS=1 a skipped part (returns False)."""
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
     sha256 = cryptography_response(ca, oc_crt, os.path.join(d, "sha256.der"), "SHA256",
                                    now - datetime.timedelta(hours=1),
                                    now + datetime.timedelta(days=1))
     if sha256 is None:
-        print("# python3-cryptography missing: SHA-256 CertID and expiry cases skipped")
+        missing("Python's cryptography module (Debian package python3-cryptography)",
+                part="the SHA-256 CertID and expired response cases")
         return False
 
     def reload_with(src, what):
@@ -265,7 +270,7 @@ def privileged_case(d, klog):
     """Started as root with user = nobody: the key log tlsfront creates is
     given to nobody, so a reload (which runs as nobody) opens it again."""
     if os.geteuid() != 0:
-        print("# not root: the user = nobody case is skipped")
+        skip_part("the user = nobody case", "not root")
         return
     import grp
     import pwd
@@ -301,8 +306,8 @@ tf_hosts = {}
 
 def main():
     d = tmpdir()
-    ca = MiniCA(d, "OCSP CA")
-    other_ca = MiniCA(d, "Other CA")
+    ca = CA(d, "OCSP CA")
+    other_ca = CA(d, "Other CA")
     be = HttpBackend("be")
 
     def host_cert(stem, name):

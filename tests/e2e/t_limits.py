@@ -12,8 +12,11 @@ import ssl
 import subprocess
 import time
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, check_eventually, cleanup,
-                     client_context, http_get, make_ca, make_cert, run, tmpdir, wait_for)
+from tf_clients import client_context, http_get
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, check_eventually, cleanup, run, tmpdir, wait_for
 
 
 def tls_open(port, sni):
@@ -52,9 +55,9 @@ def cpu_seconds(pid):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    a = make_cert(d, "a", ["a.test"], ca=ca)
-    b = make_cert(d, "b", ["b.test"], ca=ca)
+    ca = CA(d)
+    a = ca.host_cert("a", ["a.test"])
+    b = ca.host_cert("b", ["b.test"])
     be = HttpBackend("x")
     backend = "127.0.0.1:%d" % be.port
 

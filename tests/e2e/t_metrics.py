@@ -15,7 +15,6 @@
 - a reload moves the metrics to a unix socket; SIGTERM removes it."""
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -24,9 +23,11 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import (HttpBackend, Tlsfront, check, client_context, free_port, make_ca,
-                     make_cert, openssl, recv_all, run, s_client, scaled_duration, tmpdir,
-                     wait_for)
+from tf_clients import client_context, recv_all, s_client
+from tf_peers import HttpBackend
+from tf_pki import CA, openssl
+from tf_proc import Tlsfront
+from tf_run import check, free_port, program, run, scaled_duration, tmpdir, wait_for
 
 
 def parse(text):
@@ -40,8 +41,9 @@ def parse(text):
 
 
 def promtool(text):
-    exe = shutil.which("promtool")
-    check(exe is not None, "promtool is installed (Debian package prometheus)")
+    exe = program("promtool", "prometheus", part="promtool check metrics")
+    if exe is None:
+        return
     r = subprocess.run([exe, "check", "metrics"], input=text.encode(), capture_output=True)
     out = (r.stdout + r.stderr).decode(errors="replace").strip()
     check(r.returncode == 0 and out == "", "promtool check metrics passes (%s)" % (out or "ok"))
@@ -90,11 +92,11 @@ def not_after(pem):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    shop_c = make_cert(d, "shop", ["shop.test"], ca=ca)
-    blog_c = make_cert(d, "blog", ["blog.test"], ca=ca, days=90)
-    down_c = make_cert(d, "down", ["down.test"], ca=ca)
-    lim_c = make_cert(d, "lim", ["lim.test"], ca=ca)
+    ca = CA(d)
+    shop_c = ca.host_cert("shop", ["shop.test"])
+    blog_c = ca.host_cert("blog", ["blog.test"], days=90)
+    down_c = ca.host_cert("down", ["down.test"])
+    lim_c = ca.host_cert("lim", ["lim.test"])
     shop_be, blog_be = HttpBackend("shop"), HttpBackend("blog")
     hosts = {
         "shop": {"cert": shop_c[0], "key": shop_c[1], "backend": "127.0.0.1:%d" % shop_be.port},

@@ -36,9 +36,11 @@ import socket
 import ssl
 import subprocess
 
-from harness import (TLSFRONT, HttpBackend, MiniCA, Tlsfront, check, make_ca, make_cert,
-                     run, s_client, tmpdir,
-                     recv_all)
+from tf_clients import recv_all, s_client
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, run, tmpdir
 
 ALLOW = "CN:alice DNS:svc.internal URI:spiffe://corp/payments EMAIL:ops@example.com"
 
@@ -64,8 +66,8 @@ def make_certs(d):
     chain root CA, CRL file of all four chain CAs, CRL file lacking the good
     intermediate's, certs) where certs maps a name to (chain file, key, CN,
     first SAN as the access log shows it)."""
-    ca = MiniCA(d, "Client CA")
-    other = MiniCA(d, "Other CA")
+    ca = CA(d, "Client CA")
+    other = CA(d, "Other CA")
     certs = {}
 
     def cert(name, cn, sans=(), issuer=ca, **kw):
@@ -103,10 +105,10 @@ def make_certs(d):
 
     # chains: root -> good / bad (revoked by root) intermediates -> leaves;
     # good -> sub -> deep leaf (two intermediates)
-    root = MiniCA(d, "Chain Root")
-    igood = MiniCA(d, "Good Intermediate", parent=root)
-    ibad = MiniCA(d, "Bad Intermediate", parent=root)
-    isub = MiniCA(d, "Sub Intermediate", parent=igood)
+    root = CA(d, "Chain Root")
+    igood = CA(d, "Good Intermediate", parent=root)
+    ibad = CA(d, "Bad Intermediate", parent=root)
+    isub = CA(d, "Sub Intermediate", parent=igood)
     root.revoke(ibad.crt)
     cert("leaf_good", "chain-good", issuer=igood)
     cert("leaf_bad", "chain-bad", issuer=ibad)
@@ -701,14 +703,14 @@ def test_check_errors(d, server_cert, ca_pem, crl):
 
 def main():
     d = tmpdir()
-    sca = make_ca(d, "Server CA")
+    sca = CA(d, "Server CA")
     labels = ("none", "opt", "req", "reqany", "chain", "chaingap", "deep1", "deep2")
     names = []
     for l in labels:
         names += ["%s.test" % l, "*.%s.test" % l]
-    server = make_cert(d, "server", names, ca=sca, cn="server")
+    server = sca.host_cert("server", names, cn="server")
     ca, crl, root, chain_crl, gap_crl, certs = make_certs(d)
-    client = Client(sca[0], certs)
+    client = Client(sca.crt, certs)
     backends = {l: HttpBackend(l) for l in labels}
 
     def host(label, **kw):
@@ -737,11 +739,11 @@ def main():
     log = Log(tf)
 
     test_matrix(tf, log, client, certs)
-    test_command_line_clients(tf, log, sca[0], certs)
+    test_command_line_clients(tf, log, sca.crt, certs)
     test_resumption_attack(tf, log, d)
     test_resumption_python(tf, log, client)
     test_check_errors(d, server, ca.crt, crl)
-    check_no_resets(tf, log, sca[0])
+    check_no_resets(tf, log, sca.crt)
     check(tf.proc.poll() is None and len(tf.workers()) == 1,
           "tlsfront and its worker are still running")
     check(tf.stop() == 0, "tlsfront exits 0 on SIGTERM")

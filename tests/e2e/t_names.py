@@ -7,8 +7,11 @@ naming the first, as -t reports it."""
 import os
 import subprocess
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, client_context, free_port,
-                     http_get, make_ca, make_cert, run, s_client, served_cert_cn, tmpdir)
+from tf_clients import client_context, http_get, s_client, served_cert_cn
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, free_port, run, tmpdir
 
 N_LINES = 30
 PER_LINE = 10
@@ -20,9 +23,9 @@ def name(i):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    many = make_cert(d, "many", ["*.many.test"], ca=ca, cn="many")
-    other = make_cert(d, "other", ["other.test"], ca=ca, cn="other")
+    ca = CA(d)
+    many = ca.host_cert("many", ["*.many.test"], cn="many")
+    other = ca.host_cert("other", ["other.test"], cn="other")
     b_many, b_other = HttpBackend("many"), HttpBackend("other")
 
     tf = Tlsfront(d, {
@@ -30,7 +33,7 @@ def main():
         "other": {"cert": other[0], "key": other[1],
                   "backend": "127.0.0.1:%d" % b_other.port},
     }, start=False)
-    # the harness writes one line per key: write many.ini with 30 names lines
+    # Tlsfront writes one line per key: write many.ini with 30 names lines
     lines = ["[host many]", "cert = %s" % many[0], "key = %s" % many[1],
              "backend = 127.0.0.1:%d" % b_many.port]
     for ln in range(N_LINES):
@@ -50,7 +53,7 @@ def main():
           "-t accepts 300 names on 30 lines (rc %d: %s)" % (r.returncode, r.stderr))
     tf.start()
 
-    vctx = client_context(verify_ca=ca[0])
+    vctx = client_context(verify_ca=ca.crt)
     last = N_LINES * PER_LINE - 1
     for i in (0, 155, last):
         check(served_cert_cn(tf.port, name(i)) == "CN = many",

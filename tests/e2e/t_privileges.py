@@ -17,8 +17,11 @@ import signal
 import subprocess
 import sys
 
-from harness import (TLSFRONT, HttpBackend, Tlsfront, check, http_get, make_ca, make_cert,
-                     run, tmpdir)
+from tf_clients import http_get
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, run, tmpdir
 
 
 def ids(pid):
@@ -34,12 +37,12 @@ def ids(pid):
 def unreadable_files(ca):
     d = tmpdir()
     os.chmod(d, 0o755)
-    cert, key = make_cert(d, "w", ["w.test"], ca=ca)
+    cert, key = ca.host_cert("w", ["w.test"], d=d)
     tickets = os.path.join(d, "tickets.key")
     with open(tickets, "w") as f:
         f.write(base64.b64encode(os.urandom(80)).decode() + "\n")
     os.chmod(cert, 0o644)
-    os.chmod(key, 0o600)      # root's, as make_cert left it
+    os.chmod(key, 0o600)      # root's, as openssl left it
     os.chmod(tickets, 0o600)
     be = HttpBackend("w")
     tf = Tlsfront(d, {"w": {"cert": cert, "key": key, "backend": "127.0.0.1:%d" % be.port}},
@@ -121,8 +124,8 @@ def main():
     group = grp.getgrnam("nogroup")
     d = tmpdir()
     os.chmod(d, 0o755)   # nobody must reach the files on reload
-    ca = make_ca(d)
-    c = make_cert(d, "p", ["p.test"], ca=ca)
+    ca = CA(d)
+    c = ca.host_cert("p", ["p.test"])
     for f in c:
         os.chmod(f, 0o644)
     be = HttpBackend("p")

@@ -7,8 +7,11 @@ import ssl
 import subprocess
 import threading
 
-from harness import (HttpBackend, Tlsfront, check, client_context, make_ca, make_cert, run,
-                     s_client, tls_connect, tmpdir, wait_for)
+from tf_clients import client_context, s_client, tls_connect
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, run, tmpdir, wait_for
 
 ALL13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 ECDSA12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:" \
@@ -76,11 +79,11 @@ def renegotiate(port, sni):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
+    ca = CA(d)
     backend = HttpBackend("b")
 
     def host(name, **extra):
-        cert = make_cert(d, name, [name + ".test"], ca=ca)
+        cert = ca.host_cert(name, [name + ".test"])
         h = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % backend.port}
         h.update(extra)
         return h

@@ -31,7 +31,6 @@ No sleeps: ports are awaited in /proc/net/tcp (a probe connection would go
 through haproxy into the access log), reads by the server in its rx queue."""
 import os
 import re
-import shutil
 import socket
 import ssl
 import struct
@@ -39,9 +38,11 @@ import subprocess
 import threading
 import time
 
-from harness import (TLSFRONT, MiniCA, TcpServer, Tlsfront, check, cleanup, client_context,
-                     connect_from, free_port, make_ca, make_cert, openssl, recv_all, run,
-                     start_nginx, tmpdir, wait_for, wait_listening)
+from tf_clients import client_context, connect_from, recv_all
+from tf_peers import TcpServer, start_nginx
+from tf_pki import CA, openssl, self_signed
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import check, cleanup, free_port, program, run, tmpdir, wait_for, wait_listening
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 CLIENT_IP = "127.0.0.3"         # not listed in accept_proxy
@@ -377,20 +378,6 @@ def der_from_pem_bytes(pem):
     return r.stdout if r.returncode == 0 else None
 
 
-def issue_utf8(d, ca, stem, cn):
-    """A client certificate from MiniCA ca whose subject CN is the UTF-8
-    string cn (a UTF8String). Returns (crt, key)."""
-    key, csr, crt, ext = (os.path.join(d, stem + x) for x in (".key", ".csr", ".crt", ".ext"))
-    with open(ext, "w") as f:
-        f.write("basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-                "extendedKeyUsage = clientAuth\n")
-    openssl("req", "-new", "-utf8", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
-    openssl("x509", "-req", "-in", csr, "-CA", ca.crt, "-CAkey", ca.key, "-CAcreateserial",
-            "-days", "30", "-extfile", ext, "-out", crt)
-    return crt, key
-
-
 def sig_alg_of(pem_path):
     out = openssl("x509", "-in", pem_path, "-noout", "-text")
     return re.search(r"Signature Algorithm: (\S+)", out).group(1)
@@ -603,11 +590,12 @@ def test_v1_and_off(tf, pb):
 # ------------------------------------------------------------------ 3: nginx
 
 def nginx_pp(d, port):
-    """nginx reading the PROXY protocol; returns its access log path."""
+    """nginx reading the PROXY protocol; returns its access log path (None
+    if nginx is missing and TLSFRONT_ALLOW_MISSING_PEERS=1)."""
     return start_nginx(d, port, "hello from nginx\n", listen_extra="proxy_protocol",
                        log_format="pp=$proxy_protocol_addr:$proxy_protocol_port "
                        "ppdst=$proxy_protocol_server_addr:$proxy_protocol_server_port "
-                       "peer=$remote_addr \"$request\"")[1]
+                       "peer=$remote_addr \"$request\"", part="the nginx part")[1]
 
 
 def https_get_from(port, sni, path, src_ip=CLIENT_IP):
@@ -624,8 +612,7 @@ def https_get_from(port, sni, path, src_ip=CLIENT_IP):
 
 
 def test_nginx(tf, access_log):
-    if access_log is None:
-        print("# SKIP nginx part: nginx not installed")
+    if access_log is None:      # nginx is missing: tf_run.missing() said so
         return
     for host in ("nv1", "nv2"):
         path = "/%s-%d" % (host, time.monotonic_ns())
@@ -644,12 +631,7 @@ def test_nginx(tf, access_log):
 
 # ------------------------------------------------------------------ 4: haproxy
 
-def haproxy_exe():
-    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    return exe if os.path.exists(exe) else None
-
-
-def start_haproxy(d, tf_port, p1, p2, p3, pb_port):
+def start_haproxy(exe, d, tf_port, p1, p2, p3, pb_port):
     """HAProxy in TCP mode: p1 and p2 in front of tlsfront (send-proxy,
     send-proxy-v2 with a CRC32C), from TRUSTED_IP; p3 behind it (accept-proxy,
     logging what the header said, on to the test backend without a header).
@@ -685,7 +667,7 @@ backend bpb
 """ % {"p1": p1, "p2": p2, "p3": p3, "tf": tf_port, "src": TRUSTED_IP, "pb": pb_port})
     log = os.path.join(d, "haproxy.log")
     logf = open(log, "wb")
-    p = subprocess.Popen([haproxy_exe(), "-db", "-f", cfg], stdout=logf,
+    p = subprocess.Popen([exe, "-db", "-f", cfg], stdout=logf,
                          stderr=subprocess.STDOUT)
     cleanup(lambda: (p.kill(), p.wait()))
     for port in (p1, p2, p3):
@@ -694,10 +676,10 @@ backend bpb
 
 
 def test_haproxy(tf, pb, d, p1, p2, p3):
-    if haproxy_exe() is None:
-        print("# SKIP haproxy part: haproxy is not installed")
+    exe = program("haproxy", "haproxy", part="the haproxy part")
+    if exe is None:
         return
-    log = start_haproxy(d, tf.port, p1, p2, p3, pb.port)
+    log = start_haproxy(exe, d, tf.port, p1, p2, p3, pb.port)
     for kind, hport in (("send-proxy", p1), ("send-proxy-v2", p2)):
         tag = "hap-" + kind
         r = tls_hello(hport, "a2.test", tag)
@@ -1011,15 +993,15 @@ def test_check(d, ca_pair):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    ec = make_cert(d, "ec", ["a2.test"], ca=ca)
-    rsa = make_cert(d, "rsa", ["rsa.test"], rsa=True)
-    cca = MiniCA(d, "Client CA")
+    ca = CA(d)
+    ec = ca.host_cert("ec", ["a2.test"])
+    rsa = self_signed(d, "rsa", ["rsa.test"], rsa=True)
+    cca = CA(d, "Client CA")
     acrt, akey = cca.issue("alice", "alice")
     sans = ["DNS:n%05d.example-long-name.test" % i for i in range(1700)]
     bcrt, bkey = cca.issue("big", "bigcn", sans)
     big = (bcrt, cca.chain_file(bcrt), bkey)
-    zoe = issue_utf8(d, cca, "zoe", "Zo\u00eb \u00dcn\u00efc\u00f8d\u00e9")
+    zoe = cca.issue("zoe", "Zo\u00eb \u00dcn\u00efc\u00f8d\u00e9")    # a UTF8String CN
     alice = (cca.chain_file(acrt), akey)
     alice_der = der_of(acrt)
 
@@ -1050,7 +1032,7 @@ def main():
                      "listen": "127.0.0.1:%(p)d [::1]:%(p)d" % {"p": port}}, port=port,
         defaults={"proxy_protocol": "v2"})
 
-    test_v2_tlvs(tf, pb, d, (ca[0], cca.crt, alice, alice_der, rsa[0], ec[0], zoe))
+    test_v2_tlvs(tf, pb, d, (ca.crt, cca.crt, alice, alice_der, rsa[0], ec[0], zoe))
     test_v1_and_off(tf, pb)
     test_nginx(tf, nginx_log)
     test_haproxy(tf, pb, d, hp1, hp2, hp3)

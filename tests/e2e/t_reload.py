@@ -17,9 +17,11 @@ import ssl
 import threading
 import time
 
-from harness import (HttpBackend, Tlsfront, check, cleanup, client_context, free_port,
-                     http_get, make_ca, make_cert, pattern_sha256, run, scaled_duration,
-                     tmpdir, wait_for)
+from tf_clients import client_context, http_get
+from tf_peers import HttpBackend, pattern_sha256
+from tf_pki import CA, cert_of
+from tf_proc import Tlsfront
+from tf_run import check, cleanup, free_port, run, scaled_duration, tmpdir, wait_for
 
 import hashlib
 
@@ -43,9 +45,9 @@ def write_host(tf, label, keys):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    c1 = make_cert(d, "one", ["shop.test"], ca=ca)
-    c2 = make_cert(d, "two", ["shop.test"], ca=ca)
+    ca = CA(d)
+    c1 = ca.host_cert("one", ["shop.test"])
+    c2 = ca.host_cert("two", ["shop.test"])
     be = HttpBackend("shop")
 
     # a datagram socket standing in for systemd's NOTIFY_SOCKET
@@ -137,7 +139,7 @@ def main():
           "that download was in flight during several reloads (%r)" % reloads_seen)
     serial2 = served_serial(tf.port, "shop.test")
     check(serial2 != serial1 and serial2 == hashlib.sha256(
-        __import__("harness").cert_of(open(c2[0]).read())).hexdigest(),
+        cert_of(open(c2[0]).read())).hexdigest(),
           "the renewed certificate is served after the reload")
 
     # old generations drain away: only `workers` workers remain

@@ -16,8 +16,11 @@ import shutil
 import signal
 import socket
 
-from harness import (HttpBackend, Tlsfront, cert_of, check, client_context, make_cert, run,
-                     tmpdir)
+from tf_clients import client_context
+from tf_peers import HttpBackend
+from tf_pki import cert_of, self_signed
+from tf_proc import Tlsfront
+from tf_run import check, run, tmpdir
 
 
 def served(port, sni):
@@ -53,7 +56,7 @@ def renew(d, hosts, name):
     renamed into place."""
     new = os.path.join(d, "new")
     os.makedirs(new, exist_ok=True)
-    pem, key = make_cert(new, name, ["%s.test" % name])
+    pem, key = self_signed(new, name, ["%s.test" % name])
     shutil.copy(pem, hosts[name]["cert"] + ".tmp")
     shutil.copy(key, hosts[name]["key"] + ".tmp")
     os.replace(hosts[name]["cert"] + ".tmp", hosts[name]["cert"])
@@ -67,7 +70,7 @@ def main():
     be = HttpBackend("f")
     hosts = {}
     for i in range(40):
-        pem, key = make_cert(certs, "h%02d" % i, ["h%02d.test" % i])
+        pem, key = self_signed(certs, "h%02d" % i, ["h%02d.test" % i])
         hosts["h%02d" % i] = {"cert": pem, "key": key, "backend": "127.0.0.1:%d" % be.port}
     # one more host sharing h00's files
     hosts["twin"] = dict(hosts["h00"], names="twin.test")
@@ -109,7 +112,7 @@ def main():
     with open(h12, "w") as f:
         f.write(good + "this line is broken\n")
     failed_reload(tf, "the reload with a broken host file to fail")
-    other, _ = make_cert(os.path.join(d, "new"), "other", ["h12.test"])
+    other, _ = self_signed(os.path.join(d, "new"), "other", ["h12.test"])
     with open(h12, "w") as f:
         f.write(good.replace(hosts["h12"]["cert"], other))
     failed_reload(tf, "the reload with a mismatched certificate to fail")

@@ -13,8 +13,11 @@ import sys
 import threading
 import time
 
-from harness import (VALGRIND, Tlsfront, cert_of, check, cleanup, client_context, free_port,
-                     http_get, make_ca, make_cert, run, start_nginx, tmpdir, wait_for)
+from tf_clients import client_context, http_get
+from tf_peers import start_nginx
+from tf_pki import CA, cert_of
+from tf_proc import Tlsfront
+from tf_run import VALGRIND, check, cleanup, free_port, program, run, tmpdir, wait_for
 
 
 def served_cert(port):
@@ -30,19 +33,18 @@ def main():
         print("SKIP: a load test (h2load, 20 reloads in 20 s); under valgrind it would "
               "measure valgrind's speed")
         sys.exit(77)
+    h2load = program("h2load", "nghttp2-client")
     d = tmpdir()
-    ca = make_ca(d)
-    c1 = make_cert(d, "one", ["load.test"], ca=ca)
-    c2 = make_cert(d, "two", ["load.test"], ca=ca)
+    ca = CA(d)
+    c1 = ca.host_cert("one", ["load.test"])
+    c2 = ca.host_cert("two", ["load.test"])
     nport = free_port()
     # nginx ends a keep-alive connection after 1000 requests by default, and
     # h2load 1.52 then reconnects; a client that is reconnecting when -D's
     # duration ends never stops (it does so against nginx alone, without
     # tlsfront: 4 hangs in 5 runs of `h2load --h1 -c 8 -D 2` with
     # keepalive_requests 1). So h2load's connections last the whole run.
-    proc, _ = start_nginx(d, nport, "hello under load\n",
-                          server_extra="keepalive_requests 100000000;")
-    check(proc is not None, "nginx is there to be the backend")
+    start_nginx(d, nport, "hello under load\n", server_extra="keepalive_requests 100000000;")
     live = os.path.join(d, "live")
     os.makedirs(live)
     os.symlink(c1[0], os.path.join(live, "cert.pem"))
@@ -53,7 +55,7 @@ def main():
                   workers=2, global_extra={"shutdown_timeout": "60s"})
     before = served_cert(tf.port)
 
-    h2 = subprocess.Popen(["h2load", "--h1", "-c", "8", "-t", "1", "-D", "20",
+    h2 = subprocess.Popen([h2load, "--h1", "-c", "8", "-t", "1", "-D", "20",
                            "https://127.0.0.1:%d/" % tf.port],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cleanup(lambda: h2.poll() is None and h2.kill())

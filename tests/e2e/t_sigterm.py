@@ -10,8 +10,11 @@ import ssl
 import threading
 import time
 
-from harness import (HttpBackend, Tlsfront, check, check_eventually, client_context, make_ca,
-                     make_cert, pattern_sha256, run, tls_connect, tmpdir, wait_for)
+from tf_clients import client_context, tls_connect
+from tf_peers import HttpBackend, pattern_sha256
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, check_eventually, run, tmpdir, wait_for
 
 SIZE = 50 * 1024 * 1024
 MIB = 1024 * 1024
@@ -79,12 +82,12 @@ class SlowDownload(threading.Thread):
 
 
 def drain_case(d, ca):
-    cert = make_cert(d, "drain", ["drain.test"], ca=ca)
+    cert = ca.host_cert("drain", ["drain.test"])
     b = HttpBackend("drain")
     tf = Tlsfront(d, {"drain": {"cert": cert[0], "key": cert[1],
                                 "backend": "127.0.0.1:%d" % b.port}},
                   global_extra={"shutdown_timeout": "30s"})
-    ctx = client_context(verify_ca=ca[0])
+    ctx = client_context(verify_ca=ca.crt)
     want = pattern_sha256(SIZE)
     workers = wait_for(tf.workers, what="the worker process")
 
@@ -126,12 +129,12 @@ def drain_case(d, ca):
 
 
 def timeout_case(d, ca):
-    cert = make_cert(d, "idle", ["idle.test"], ca=ca)
+    cert = ca.host_cert("idle", ["idle.test"])
     b = HttpBackend("idle")
     tf = Tlsfront(d, {"idle": {"cert": cert[0], "key": cert[1],
                                "backend": "127.0.0.1:%d" % b.port}},
                   global_extra={"shutdown_timeout": "1s"})
-    ctx = client_context(verify_ca=ca[0])
+    ctx = client_context(verify_ca=ca.crt)
     s = tls_connect(tf.port, "idle.test", ctx, timeout=20)
     # half a request: the backend reads the request line, then waits for more
     s.sendall(b"GET /idle HTTP/1.1\r\n")
@@ -168,7 +171,7 @@ def timeout_case(d, ca):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
+    ca = CA(d)
     d1 = os.path.join(d, "drain")
     d2 = os.path.join(d, "timeout")
     os.makedirs(d1)

@@ -6,9 +6,11 @@ import hashlib
 import re
 import ssl
 
-from harness import (HttpBackend, Tlsfront, check, client_context, http_get, make_ca,
-                     make_cert, pattern_sha256, rss_kb, run, tls_connect, tmpdir, wait_for,
-                     wait_stable)
+from tf_clients import client_context, http_get, tls_connect
+from tf_peers import HttpBackend, pattern_sha256
+from tf_pki import CA
+from tf_proc import Tlsfront, rss_kb
+from tf_run import check, run, tmpdir, wait_for, wait_stable
 
 SIZE = 200 * 1024 * 1024
 MIB = 1024 * 1024
@@ -16,12 +18,12 @@ MIB = 1024 * 1024
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    cert = make_cert(d, "slow", ["slow.test"], ca=ca)
+    ca = CA(d)
+    cert = ca.host_cert("slow", ["slow.test"])
     b = HttpBackend("slow")
     tf = Tlsfront(d, {"slow": {"cert": cert[0], "key": cert[1],
                                "backend": "127.0.0.1:%d" % b.port}})
-    ctx = client_context(verify_ca=ca[0])
+    ctx = client_context(verify_ca=ca.crt)
     want = pattern_sha256(SIZE)
 
     workers = wait_for(tf.workers, what="the worker process")

@@ -7,10 +7,12 @@ import re
 import socket
 import ssl
 
-from harness import (HttpBackend, Tlsfront, check, client_context, free_port, http_get,
-                     make_ca, make_cert, run, s_client, served_cert_cn, tls_connect,
-                     tmpdir,
-                     recv_all)
+from tf_clients import (client_context, http_get, recv_all, s_client, served_cert_cn,
+                        tls_connect)
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, free_port, run, tmpdir
 
 
 def refused_unrecognized(port, servername):
@@ -34,11 +36,11 @@ def fetch(port, ctx, sni, session=None):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    wild = make_cert(d, "wild", ["*.a.test"], ca=ca, cn="wild")
-    exact = make_cert(d, "exact", ["x.a.test"], ca=ca, cn="exact")
-    shop = make_cert(d, "shop", ["shop.test", "www.shop.test"], ca=ca, cn="shop")
-    other = make_cert(d, "other", ["other.test"], ca=ca, cn="other")
+    ca = CA(d)
+    wild = ca.host_cert("wild", ["*.a.test"], cn="wild")
+    exact = ca.host_cert("exact", ["x.a.test"], cn="exact")
+    shop = ca.host_cert("shop", ["shop.test", "www.shop.test"], cn="shop")
+    other = ca.host_cert("other", ["other.test"], cn="other")
     backends = {n: HttpBackend(n) for n in ("wild", "exact", "shop", "other")}
     port2 = free_port()
 
@@ -78,7 +80,7 @@ def main():
     check(cn(p1, "Y.A.TEST.") == "CN = wild", "Y.A.TEST.: case and dot for a wildcard too")
 
     # -- and its host's backend, with a client that verifies name and chain
-    vctx = client_context(verify_ca=ca[0])
+    vctx = client_context(verify_ca=ca.crt)
     check(http_get(p1, "x.a.test", "/e", vctx) == b"backend exact /e\n",
           "x.a.test reaches the exact host's backend (verified)")
     check(http_get(p1, "z.a.test", "/w", vctx) == b"backend wild /w\n",
@@ -120,7 +122,7 @@ def main():
     # made the server drop the session from its cache)
     for maxv, vname in ((None, "TLS 1.3"), (ssl.TLSVersion.TLSv1_2, "TLS 1.2"),
                         (ssl.TLSVersion.TLSv1_2, "TLS 1.2 session ID")):
-        ctx = client_context(verify_ca=ca[0], maxv=maxv)
+        ctx = client_context(verify_ca=ca.crt, maxv=maxv)
         if vname.endswith("session ID"):
             ctx.options |= ssl.OP_NO_TICKET
         sess, _, _ = fetch(p1, ctx, "shop.test")

@@ -54,8 +54,10 @@ import signal
 import subprocess
 import time
 
-from harness import (SRCDIR, VALGRIND, Fail, HttpBackend, Tlsfront, check, cleanup, free_port,
-                     openssl, run, tmpdir)
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import Fail, SRCDIR, VALGRIND, check, cleanup, free_port, program, run, tmpdir
 
 # Mozilla Server Side TLS, "intermediate" (guidelines 6.0,
 # https://ssl-config.mozilla.org/guidelines/6.0.json).
@@ -113,31 +115,14 @@ def edit(text, regex, repl, what):
 def make_certs(d):
     """A CA and two leaves it issued (EC P-256 and RSA 2048), 90 days, with
     serverAuth and a CRL distribution point (never fetched)."""
-    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.pem")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", ca_key, "-out", ca_crt, "-days", "365", "-subj", "/CN=tlsfront test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ca = CA(d, "tlsfront test CA", days=365)
     out = {}
-    for stem, names, newkey in (
-            ("ec", ["example.com", "www.example.com"],
-             ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-            ("rsa", ["rsa.example.com"], ["-newkey", "rsa:2048"])):
-        key, csr = os.path.join(d, stem + ".key"), os.path.join(d, stem + ".csr")
-        crt, ext = os.path.join(d, stem + ".pem"), os.path.join(d, stem + ".ext")
-        with open(ext, "w") as f:
-            f.write("basicConstraints = critical,CA:FALSE\n"
-                    "keyUsage = critical,digitalSignature\n"
-                    "extendedKeyUsage = serverAuth\n"
-                    "subjectAltName = %s\n"
-                    "crlDistributionPoints = URI:http://crl.example.invalid/ca.crl\n"
-                    % ",".join("DNS:" + n for n in names))
-        openssl("req", "-new", *newkey, "-nodes", "-keyout", key, "-out", csr,
-                "-subj", "/CN=" + names[0])
-        openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
-                "-CAcreateserial", "-days", "90", "-sha256", "-extfile", ext, "-out", crt)
-        out[stem] = (crt, key)
-    return ca_crt, out
+    for stem, names, rsa in (("ec", ["example.com", "www.example.com"], False),
+                             ("rsa", ["rsa.example.com"], True)):
+        out[stem] = ca.issue(stem, names[0], ["DNS:" + n for n in names], days=90, rsa=rsa,
+                             eku="serverAuth", extensions=[
+                                 "crlDistributionPoints = URI:http://crl.example.invalid/ca.crl"])
+    return ca.crt, out
 
 
 def write_example_config(tf, certs, backend_port, rsa_port):
@@ -284,8 +269,7 @@ def assert_scan(host, jpath, keytype, expect12, expect13, expect_groups):
 
 
 def main():
-    exe = shutil.which("testssl") or shutil.which("testssl.sh")
-    check(exe is not None, "testssl is installed (Debian package testssl.sh)")
+    exe = shutil.which("testssl.sh") or program("testssl", "testssl.sh")
     d = tmpdir()
 
     tls12 = set(config_default("ciphers").split(":"))

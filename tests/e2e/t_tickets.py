@@ -24,8 +24,11 @@ import ssl
 import subprocess
 import time
 
-from harness import (SRCDIR, TLSFRONT, HttpBackend, Tlsfront, check, client_context,
-                     make_ca, make_cert, run, tmpdir)
+from tf_clients import client_context
+from tf_peers import HttpBackend
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import SRCDIR, check, run, tmpdir
 
 
 def fetch(port, ctx, sni, session=None):
@@ -80,7 +83,7 @@ def man_commands(d, host, ca):
     check(r.returncode == 0, "tlsfront -t accepts the key file as openssl wrote it: %r"
           % r.stderr)
     tm.start()
-    ctx13 = client_context(verify_ca=ca[0])
+    ctx13 = client_context(verify_ca=ca.crt)
     s1, _ = fetch(tm.port, ctx13, "t.test")
     _, r1 = fetch(tm.port, ctx13, "t.test", s1)
     check(s1.has_ticket and r1, "a ticket issued with that key resumes")
@@ -113,10 +116,10 @@ def man_commands(d, host, ca):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    cert = make_cert(d, "t", ["t.test", "off.test"], ca=ca)
+    ca = CA(d)
+    cert = ca.host_cert("t", ["t.test", "off.test"])
     be = HttpBackend("t")
-    ctx13 = client_context(verify_ca=ca[0])
+    ctx13 = client_context(verify_ca=ca.crt)
     host = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % be.port,
             "names": "t.test"}
     off = dict(host, names="off.test", session_tickets="off")
@@ -159,7 +162,7 @@ def main():
     check(not r, "it does not resume on an instance with its own keys (control)")
 
     # session_tickets = off: no TLS 1.2 ticket, but session IDs resume
-    ctx12 = client_context(verify_ca=ca[0], maxv=ssl.TLSVersion.TLSv1_2)
+    ctx12 = client_context(verify_ca=ca.crt, maxv=ssl.TLSVersion.TLSv1_2)
     s_off, _ = fetch(tb.port, ctx12, "off.test")
     check(s_off is not None and not s_off.has_ticket,
           "session_tickets = off: a TLS 1.2 client gets no ticket")
@@ -215,7 +218,7 @@ def main():
         # a whole request, and -ign_eof: s_client stays until the answer, so
         # the TLS 1.3 tickets (sent right after the handshake) are in
         r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
-                            "-servername", sni, "-CAfile", ca[0], "-ign_eof", sess_arg, sess],
+                            "-servername", sni, "-CAfile", ca.crt, "-ign_eof", sess_arg, sess],
                            input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                            capture_output=True, timeout=20)
         out = r.stdout.decode("latin-1")
@@ -228,7 +231,7 @@ def main():
     for i in range(1, 5):
         nxt = os.path.join(d, "chain%d.sess" % i)
         r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tf.port,
-                            "-servername", "t.test", "-CAfile", ca[0], "-ign_eof",
+                            "-servername", "t.test", "-CAfile", ca.crt, "-ign_eof",
                             "-sess_in", prev, "-sess_out", nxt],
                            input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                            capture_output=True, timeout=20)

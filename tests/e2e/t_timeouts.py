@@ -16,9 +16,11 @@ import struct
 import subprocess
 import time
 
-from harness import (TIME_SCALE, TLSFRONT, TcpServer, Tlsfront, check, cleanup,
-                     client_context, free_port, make_ca, make_cert, run, scaled_duration,
-                     tmpdir, wait_for)
+from tf_clients import client_context
+from tf_peers import TcpServer
+from tf_pki import CA
+from tf_proc import TLSFRONT, Tlsfront
+from tf_run import TIME_SCALE, check, cleanup, run, scaled_duration, tmpdir, wait_for
 
 
 class SilentBackend(TcpServer):
@@ -68,10 +70,10 @@ def client_hello_only(port, sni):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    fast = make_cert(d, "fast", ["fast.test"], ca=ca)
-    slow = make_cert(d, "slow", ["slow.test"], ca=ca)
-    idle = make_cert(d, "idle", ["idle.test"], ca=ca)
+    ca = CA(d)
+    fast = ca.host_cert("fast", ["fast.test"])
+    slow = ca.host_cert("slow", ["slow.test"])
+    idle = ca.host_cert("idle", ["idle.test"])
     be = SilentBackend()
     backend = "127.0.0.1:%d" % be.port
     # the handshake timeouts are stretched under valgrind (TIME_SCALE): the

@@ -10,9 +10,11 @@ import signal
 import socket
 import ssl
 
-from harness import (unexpected_eof, HttpBackend, TcpServer, Tlsfront, check, check_eventually, cleanup,
-                     client_context, http_get, make_ca, make_cert, pattern_bytes, run,
-                     tmpdir, wait_for, wait_stable)
+from tf_clients import client_context, http_get, unexpected_eof
+from tf_peers import HttpBackend, TcpServer, pattern_bytes
+from tf_pki import CA
+from tf_proc import Tlsfront
+from tf_run import check, check_eventually, cleanup, run, tmpdir, wait_for, wait_stable
 
 MIB = 1024 * 1024
 
@@ -282,8 +284,8 @@ def half_close_case(tf, ctx, hash_be, greet_be, stream_be):
 
 def main():
     d = tmpdir()
-    ca = make_ca(d)
-    ctx = client_context(verify_ca=ca[0])
+    ca = CA(d)
+    ctx = client_context(verify_ca=ca.crt)
     web = HttpBackend("w")
     hash_be = TcpBackend(hash_echo)
     greet_be = TcpBackend(greeter)
@@ -291,7 +293,7 @@ def main():
     hosts = {}
     for label, port in (("w", web.port), ("echo", hash_be.port), ("greet", greet_be.port),
                         ("stream", stream_be.port)):
-        cert = make_cert(d, label, [label + ".test"], ca=ca)
+        cert = ca.host_cert(label, [label + ".test"])
         hosts[label] = {"cert": cert[0], "key": cert[1], "backend": "127.0.0.1:%d" % port}
     tf = Tlsfront(d, hosts, workers=2)
     workers_case(tf, ctx)

@@ -21,7 +21,7 @@ import struct
 import time
 
 try:
-    from harness import TIME_SCALE  # longer waits under valgrind
+    from tf_run import TIME_SCALE  # longer waits under valgrind
 except ImportError:
     TIME_SCALE = 1
 
