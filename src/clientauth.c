@@ -10,20 +10,21 @@
 
 static const struct {
 	const char *prefix;
-	enum allow_kind kind;
+	enum clientauth_kind kind;
 	int gen_type;		/* GEN_* for SAN kinds, -1 for CN */
 } kinds[] = {
-	{ "CN:", ALLOW_CN, -1 },
-	{ "DNS:", ALLOW_DNS, GEN_DNS },
-	{ "URI:", ALLOW_URI, GEN_URI },
-	{ "EMAIL:", ALLOW_EMAIL, GEN_EMAIL },
+	{ "CN:", CLIENTAUTH_CN, -1 },
+	{ "DNS:", CLIENTAUTH_DNS, GEN_DNS },
+	{ "URI:", CLIENTAUTH_URI, GEN_URI },
+	{ "EMAIL:", CLIENTAUTH_EMAIL, GEN_EMAIL },
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 int
-allow_list_add(struct allow_list *l, const char *tok, char *err, size_t errlen)
+clientauth_allow_add(struct allow_list *l, const char *tok, char *err, size_t errlen)
 {
-	struct allow_entry *v;
+	struct clientauth_entry *v;
+	char *value;
 
 	for (size_t k = 0; k < N_KINDS; k++) {
 		size_t plen = strlen(kinds[k].prefix);
@@ -34,17 +35,20 @@ allow_list_add(struct allow_list *l, const char *tok, char *err, size_t errlen)
 			    "bytes", tok, kinds[k].prefix);
 			return -1;
 		}
-		if ((v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL) {
+		/* the copy first: l stays as it was when anything fails */
+		if ((value = strdup(tok + plen)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		l->v = v;
-		v[l->n].kind = kinds[k].kind;
-		if ((v[l->n].value = strdup(tok + plen)) == NULL) {
+		if ((v = realloc(l->entries, (l->n_entries + 1) * sizeof(*v))) == NULL) {
+			free(value);
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		l->n++;
+		l->entries = v;
+		v[l->n_entries].kind = kinds[k].kind;
+		v[l->n_entries].value = value;
+		l->n_entries++;
 		return 0;
 	}
 	snprintf(err, errlen, "'%s': expected CN:, DNS:, URI: or EMAIL: followed by the "
@@ -64,35 +68,35 @@ asn1_equals(const ASN1_STRING *s, const char *want, int nocase)
 }
 
 int
-allow_list_match(const struct allow_list *l, X509 *cert)
+clientauth_allow_match(const struct allow_list *l, X509 *cert)
 {
 	GENERAL_NAMES *sans;
 	int found = 0;
 
-	if (l == NULL || l->n == 0)
+	if (l == NULL || l->n_entries == 0)
 		return 1;
 	if (cert == NULL)
 		return 0;
-	for (size_t i = 0; i < l->n && !found; i++) {
-		if (l->v[i].kind != ALLOW_CN)
+	for (size_t i = 0; i < l->n_entries && !found; i++) {
+		if (l->entries[i].kind != CLIENTAUTH_CN)
 			continue;
 		X509_NAME *subj = X509_get_subject_name(cert);
 		for (int j = -1; (j = X509_NAME_get_index_by_NID(subj, NID_commonName, j)) >= 0;)
 			if (asn1_equals(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, j)),
-			    l->v[i].value, 0))
+			    l->entries[i].value, 0))
 				found = 1;
 	}
 	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	for (int j = 0; sans && !found && j < sk_GENERAL_NAME_num(sans); j++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, j);
-		for (size_t i = 0; i < l->n && !found; i++) {
-			enum allow_kind k = l->v[i].kind;
-			if (k == ALLOW_DNS && gn->type == GEN_DNS)
-				found = asn1_equals(gn->d.dNSName, l->v[i].value, 1);
-			else if (k == ALLOW_URI && gn->type == GEN_URI)
-				found = asn1_equals(gn->d.uniformResourceIdentifier, l->v[i].value, 0);
-			else if (k == ALLOW_EMAIL && gn->type == GEN_EMAIL)
-				found = asn1_equals(gn->d.rfc822Name, l->v[i].value, 1);
+		for (size_t i = 0; i < l->n_entries && !found; i++) {
+			const struct clientauth_entry *e = &l->entries[i];
+			if (e->kind == CLIENTAUTH_DNS && gn->type == GEN_DNS)
+				found = asn1_equals(gn->d.dNSName, e->value, 1);
+			else if (e->kind == CLIENTAUTH_URI && gn->type == GEN_URI)
+				found = asn1_equals(gn->d.uniformResourceIdentifier, e->value, 0);
+			else if (e->kind == CLIENTAUTH_EMAIL && gn->type == GEN_EMAIL)
+				found = asn1_equals(gn->d.rfc822Name, e->value, 1);
 		}
 	}
 	GENERAL_NAMES_free(sans);
@@ -100,15 +104,15 @@ allow_list_match(const struct allow_list *l, X509 *cert)
 }
 
 void
-allow_list_free(struct allow_list *l)
+clientauth_allow_free(struct allow_list *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].value);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	for (size_t i = 0; i < l->n_entries; i++)
+		free(l->entries[i].value);
+	free(l->entries);
+	l->entries = NULL;
+	l->n_entries = 0;
 }
 
 /* Copy an ASN1 string for a log line: printable ASCII only. */
@@ -126,7 +130,7 @@ copy_printable(char *out, size_t outlen, const char *prefix, const ASN1_STRING *
 }
 
 void
-cert_identity(X509 *cert, char *cn, size_t cnlen, char *san, size_t sanlen)
+clientauth_identity(X509 *cert, char *cn, size_t cnlen, char *san, size_t sanlen)
 {
 	GENERAL_NAMES *sans;
 	int j;

@@ -16,29 +16,38 @@
 
 #include <openssl/x509.h>
 
-enum allow_kind { ALLOW_CN, ALLOW_DNS, ALLOW_URI, ALLOW_EMAIL };
+enum clientauth_kind {
+	CLIENTAUTH_CN, CLIENTAUTH_DNS, CLIENTAUTH_URI, CLIENTAUTH_EMAIL
+};
 
-struct allow_entry {
-	enum allow_kind kind;
+struct clientauth_entry {
+	enum clientauth_kind kind;
 	char *value;		/* owned */
 };
 
+/* A client_allow list; { NULL, 0 } is an empty one. Owns its entries. (The
+ * tag keeps its old name: config.h and config_value.c declare it.) */
 struct allow_list {
-	struct allow_entry *v;
-	size_t n;
+	struct clientauth_entry *entries;
+	size_t n_entries;
 };
 
-/* Parse "KIND:value" and append it to l. Returns 0, or -1 with err set. */
-int allow_list_add(struct allow_list *l, const char *tok, char *err, size_t errlen);
+/* Parse "KIND:value" and append it to l (which keeps a copy of the value).
+ * Returns 0, or -1 with err set and l unchanged. */
+int clientauth_allow_add(struct allow_list *l, const char *tok, char *err,
+    size_t errlen);
 
-/* Does cert bear at least one identity of l? An empty list allows all. */
-int allow_list_match(const struct allow_list *l, X509 *cert);
+/* Does cert bear at least one identity of l? An empty or NULL list allows
+ * all; a list and no certificate allows none. Reads both only. */
+int clientauth_allow_match(const struct allow_list *l, X509 *cert);
 
-/* Free the entries; the struct may be reused. allow_list_free(NULL) is a no-op. */
-void allow_list_free(struct allow_list *l);
+/* Free the entries; the struct may be reused. clientauth_allow_free(NULL)
+ * is a no-op. */
+void clientauth_allow_free(struct allow_list *l);
 
 /* The subject CN and the first subjectAltName (as "DNS:x", "URI:x", ...) of
- * cert, for logs and the PROXY header; "" where absent. Never fails. */
-void cert_identity(X509 *cert, char *cn, size_t cnlen, char *san, size_t sanlen);
+ * cert, printable ASCII ('?' for other bytes), into the caller's buffers,
+ * cut to fit; "" where absent or cert is NULL. Never fails. */
+void clientauth_identity(X509 *cert, char *cn, size_t cnlen, char *san, size_t sanlen);
 
 #endif

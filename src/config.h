@@ -11,7 +11,13 @@
  * Keys are described by one table in config.c (name, scope, type, bounds,
  * default); adding a key means adding one row and one field here (and
  * `tlsfront -T` shows it, through config_value_text). A key may be given
- * once per section, except `names`, whose lines add up.
+ * once per section, except `names`, whose lines add up, and the map key
+ * `backend.PROTO`, once per PROTO.
+ *
+ * The module's files: config.c (the table, [defaults], building hosts),
+ * config_read.c (the line reader in front of inih), config_value.c (parsing
+ * and spelling one value: pure), config_keys.c (looking keys up, the near
+ * key of a misspelt one, config_value_text).
  */
 #ifndef TLSFRONT_CONFIG_H
 #define TLSFRONT_CONFIG_H
@@ -38,10 +44,21 @@ enum cfg_key {
 	K_COUNT
 };
 
+/*
+ * TLS protocol versions as the wire spells them, which are the values of
+ * OpenSSL's TLS1_VERSION .. TLS1_3_VERSION: tls.c hands them to
+ * SSL_CTX_set_min_proto_version as they are. Our own names, so that this
+ * module needs no OpenSSL header.
+ */
+#define CONFIG_TLS1_VERSION	0x0301
+#define CONFIG_TLS1_1_VERSION	0x0302
+#define CONFIG_TLS1_2_VERSION	0x0303
+#define CONFIG_TLS1_3_VERSION	0x0304
+
 struct addr_list { struct addr *v; size_t n; };
 struct cidr_list { struct cidr *v; size_t n; };
 struct str_list { char **v; size_t n; };
-struct proto_range { int min, max; };	/* OpenSSL TLS1_x_VERSION values */
+struct proto_range { int min, max; };	/* CONFIG_TLS1_x_VERSION values */
 
 enum client_verify { CLIENT_VERIFY_NONE = 0, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRED };
 enum host_errors { HOST_ERRORS_FAIL = 0, HOST_ERRORS_SKIP };
@@ -55,14 +72,35 @@ struct alpn_backend {
 	struct loc at;
 };
 
+/* The backend.PROTO lines of a host, in order (the key table's T_ALPN_MAP). */
+struct alpn_map {
+	struct alpn_backend *v;
+	size_t n;
+};
+
+struct allow_list;	/* clientauth.h */
+
+/* client_allow, as written (for -T) and parsed (the key table's T_ALLOW). */
+struct allow_value {
+	struct str_list text;		/* "KIND:value" entries as written */
+	struct allow_list *list;	/* the same, parsed; NULL: none */
+};
+
 struct host_config {
 	char *label;
 	struct loc at;			/* the [host LABEL] line */
 	char *cert;			/* absolute paths */
 	char *key;
 	struct addr backend;
-	struct alpn_backend *alpn_backends;
-	size_t n_alpn_backends;
+	/* backend.PROTO: alpn_map for the key table, the other names for
+	 * gen.c and dump.c (one storage; the union lets both spell it) */
+	union {
+		struct alpn_map alpn_map;
+		struct {
+			struct alpn_backend *alpn_backends;
+			size_t n_alpn_backends;
+		};
+	};
 	struct str_list names;		/* normalised; empty: take the certificate's */
 	struct str_list alpn;		/* server preference order */
 	struct addr_list listen;	/* resolved: own `listen` or [global] listen */
@@ -74,7 +112,19 @@ struct host_config {
 	char *client_ca;		/* PEM file of CAs for client certificates */
 	char *client_crl;		/* PEM file of CRLs, or NULL */
 	int client_verify_depth;
-	struct str_list client_allow;	/* "KIND:value" entries (clientauth.h) */
+	/* client_allow: client_allow_value is the key table's view of the same
+	 * storage. client_allow_list is the list parsed once here, which
+	 * verification needs (NULL: none; clientauth_allow_match takes it as
+	 * "anyone verified"); client_allow, the entries as written, is what -T
+	 * prints, and what tls.c still parses again until it reads
+	 * client_allow_list. Both owned by the config. */
+	union {
+		struct allow_value client_allow_value;
+		struct {
+			struct str_list client_allow;
+			struct allow_list *client_allow_list;
+		};
+	};
 	int proxy_protocol;		/* enum proxy_send: header we send to the backend */
 	int proxy_client_cert;		/* enum proxy_cert: v2 TLV with the client cert */
 	int proxy_client_cert_tlv;	/* its TLV type, 0xE0..0xEF */
@@ -136,7 +186,8 @@ void config_free(struct config *c);
 
 /*
  * Parse "250ms", "10s", "5m", "1h", or a bare number of seconds into
- * milliseconds. Returns 0, or -1 if malformed or above max_ms.
+ * milliseconds. Returns 0, or -1 if malformed or above max_ms (then *out_ms
+ * is untouched). Pure (config_value.c).
  */
 int config_parse_duration(const char *s, unsigned long long max_ms, unsigned *out_ms);
 

@@ -16,8 +16,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "backend.h"
+#include "clientauth.h"
 #include "conn.h"
 #include "log.h"
 #include "proxy.h"
@@ -97,7 +99,8 @@ log_access(struct conn *c, const char *reason)
 		version = SSL_get_version(ssl);
 		cipher = SSL_get_cipher_name(ssl);
 		/* the verified client identity (mTLS), if any */
-		cert_identity(SSL_get0_peer_certificate(ssl), cn, sizeof(cn), san, sizeof(san));
+		clientauth_identity(SSL_get0_peer_certificate(ssl), cn, sizeof(cn), san,
+		    sizeof(san));
 		blank_out(cn);
 		blank_out(san);
 	}
@@ -186,8 +189,7 @@ conn_close(struct conn *c, const char *reason)
 	count_close(c, reason);
 	log_access(c, reason);
 	c->state = CONN_CLOSED;
-	if (c->tls.counted)
-		c->tls.host->active--;
+	tls_release(&c->tls);
 	relay_stop(&c->relay);
 	if (c->timer != NULL)
 		event_free(c->timer);
@@ -370,7 +372,23 @@ conn_arm_timer(struct conn *c, unsigned ms)
 
 /* ---- backend ------------------------------------------------------------ */
 
-/* The PROXY header the host wants in front of the plaintext, if any. */
+/* proxy_client_cert (enum proxy_cert) as the TLS side's certificate form */
+static enum tls_cert_form
+cert_form(int proxy_client_cert)
+{
+	switch (proxy_client_cert) {
+	case PROXY_CERT_DER:
+		return TLS_CERT_DER;
+	case PROXY_CERT_PEM:
+		return TLS_CERT_PEM;
+	default:
+		return TLS_CERT_NONE;
+	}
+}
+
+/* The PROXY header the host wants in front of the plaintext, if any: the
+ * TLS side says what the handshake was (tls_facts_get), proxy_tls.c turns
+ * that into TLVs, proxy.c encodes. */
 static int
 send_proxy_header(struct conn *c)
 {
@@ -378,7 +396,7 @@ send_proxy_header(struct conn *c)
 	const struct sockaddr *src = (const struct sockaddr *)&c->peer;
 	const struct sockaddr *dst = (const struct sockaddr *)&c->local;
 	SSL *ssl = bufferevent_openssl_get_ssl(c->client);
-	struct tls_proxy_store st;
+	struct tls_facts f;
 	struct proxy_tlvs t;
 	uint8_t *buf;
 	size_t cap;
@@ -391,10 +409,11 @@ send_proxy_header(struct conn *c)
 	}
 	if (hc->proxy_protocol != PROXY_SEND_V2)
 		return 0;
-	tls_proxy_tlvs(ssl, c->tls.sni, hc->proxy_client_cert, hc->proxy_client_cert_tlv, &t, &st);
-	cap = 1024 + st.cert_len;
+	tls_facts_get(ssl, cert_form(hc->proxy_client_cert), &f);
+	proxy_tlvs_from_tls(&f, (uint8_t)hc->proxy_client_cert_tlv, &t);
+	cap = 1024 + f.client_cert_len;
 	if ((buf = malloc(cap)) == NULL) {
-		tls_proxy_store_free(&st);
+		tls_facts_free(&f);
 		return -1;
 	}
 	n = proxy_encode_v2(src, dst, &t, buf, cap);
@@ -408,7 +427,7 @@ send_proxy_header(struct conn *c)
 	if (n > 0)
 		n = bufferevent_write(c->backend, buf, (size_t)n) == 0 ? 0 : -1;
 	free(buf);
-	tls_proxy_store_free(&st);
+	tls_facts_free(&f);
 	return n < 0 ? -1 : 0;
 }
 
@@ -552,11 +571,10 @@ start_tls(struct conn *c)
 	SSL *ssl;
 
 	c->state = CONN_HANDSHAKE;
-	if ((ssl = SSL_new(c->w->gen->base_ctx)) == NULL) {
+	if ((ssl = tls_ssl_new(c->w->gen->tls, &c->tls)) == NULL) {
 		conn_close(c, "out of memory");
 		return;
 	}
-	tls_attach(ssl, &c->tls);
 	c->client = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->client == NULL) {	/* libevent freed the SSL; the fd is still ours */
@@ -657,6 +675,7 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 	c->w = w;
 	c->fd = fd;
 	c->tls.listener = l;
+	c->tls.worker = w->tls;
 	if (salen > sizeof(c->peer))
 		salen = sizeof(c->peer);
 	memcpy(&c->peer, sa, salen);

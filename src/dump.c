@@ -6,14 +6,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/asn1.h>
-#include <openssl/bio.h>
-#include <openssl/x509.h>
-
 #include "config.h"
 #include "dump.h"
 #include "sbuf.h"
 #include "log.h"
+#include "tls.h"
 
 /* The summary's names stop after this many bytes (log.c cuts lines at 2 KiB). */
 #define SUMMARY_NAMES_MAX 512
@@ -52,33 +49,36 @@ put_key(FILE *f, const struct config *c, const struct host_config *h, enum cfg_k
 	free(v);
 }
 
-/* An X509 name as RFC 2253 text (malloc'd; NULL on failure). */
-static char *
-name_text(const X509_NAME *n)
+/* The subject or issuer of h's certificate as RFC 2253 text into *out
+ * (malloc'd, the caller's; NULL when out of memory, "?" when OpenSSL cannot
+ * print it). Returns -1 when h has no certificate (its file did not load),
+ * else 0. */
+static int
+cert_name(const struct host *h, enum tls_cert_name which, char **out)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *out = NULL;
-	long len;
+	char small[256];
+	int n = tls_host_cert_name(h->tls, which, small, sizeof(small));
 
-	if (b == NULL)
-		return NULL;
-	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
-	    (len = BIO_get_mem_data(b, &data)) >= 0 && (out = malloc((size_t)len + 1)) != NULL) {
-		memcpy(out, data, (size_t)len);
-		out[len] = '\0';
-	}
-	BIO_free(b);
-	return out;
+	*out = NULL;
+	if (n < 0)
+		return -1;
+	if ((*out = malloc((size_t)n + 1)) == NULL)
+		return 0;
+	if ((size_t)n < sizeof(small))
+		memcpy(*out, small, (size_t)n + 1);
+	else
+		(void)tls_host_cert_name(h->tls, which, *out, (size_t)n + 1);
+	return 0;
 }
 
-/* The leaf's notAfter in UTC, YYYY-MM-DD and, unless date_only,
+/* The certificate's notAfter in UTC, YYYY-MM-DD and, unless date_only,
  * THH:MM:SSZ; "?" if unreadable. */
 static void
-not_after_text(X509 *leaf, int date_only, char *buf, size_t len)
+not_after_text(const struct host *h, int date_only, char *buf, size_t len)
 {
 	struct tm tm;
 
-	if (leaf == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1 ||
+	if (h->not_after == 0 || gmtime_r(&h->not_after, &tm) == NULL ||
 	    strftime(buf, len, date_only ? "%Y-%m-%d" : "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(buf, len, "?");
 }
@@ -111,17 +111,17 @@ static void
 dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
 {
 	const struct host_config *hc = h->cfg;
+	char *subject, *issuer;
 
 	fprintf(f, "\n[host %s]\n", hc->label);
 	fprintf(f, "# defined at %s:%d\n", hc->at.file, hc->at.line);
 	if (h->skipped)
 		fprintf(f, "# left out (host_errors = skip): its files did not load\n");
-	if (h->leaf != NULL) {
-		char *subject = name_text(X509_get_subject_name(h->leaf));
-		char *issuer = name_text(X509_get_issuer_name(h->leaf));
+	if (cert_name(h, TLS_CERT_SUBJECT, &subject) == 0) {
 		char expiry[64];
 
-		not_after_text(h->leaf, 0, expiry, sizeof(expiry));
+		(void)cert_name(h, TLS_CERT_ISSUER, &issuer);
+		not_after_text(h, 0, expiry, sizeof(expiry));
 		fprintf(f, "# certificate subject: %s\n", subject ? subject : "?");
 		fprintf(f, "# certificate issuer: %s\n", issuer ? issuer : "?");
 		fprintf(f, "# certificate not_after: %s\n", expiry);
@@ -145,9 +145,10 @@ dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
 			for (size_t i = 0; i < hc->n_alpn_backends; i++)
 				fprintf(f, "backend.%s = %s\n", hc->alpn_backends[i].proto,
 				    hc->alpn_backends[i].addr.text);
-		if (k == K_GROUPS && h->groups != NULL && hc->groups != NULL &&
-		    strcmp(h->groups, hc->groups) != 0)
-			fprintf(f, "# groups this OpenSSL offers: %s\n", h->groups);
+		const char *groups = tls_host_groups(h->tls);
+		if (k == K_GROUPS && groups != NULL && hc->groups != NULL &&
+		    strcmp(groups, hc->groups) != 0)
+			fprintf(f, "# groups this OpenSSL offers: %s\n", groups);
 	}
 }
 
@@ -212,11 +213,11 @@ summary(struct sbuf *b, const struct generation *g, const struct host *h)
 	char *verify = value_of(g->cfg, hc, K_CLIENT_VERIFY, &oom);
 	sb_printf(b, " client_verify=%s", verify ? verify : "?");
 	free(verify);
-	if (h->leaf != NULL) {
-		char *subject = name_text(X509_get_subject_name(h->leaf));
+	char *subject;
+	if (cert_name(h, TLS_CERT_SUBJECT, &subject) == 0) {
 		char expiry[32];
 
-		not_after_text(h->leaf, 1, expiry, sizeof(expiry));
+		not_after_text(h, 1, expiry, sizeof(expiry));
 		sb_printf(b, " cert=\"%s\" expires=%s", subject ? subject : "?", expiry);
 		free(subject);
 	}

@@ -2,9 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/err.h>
 
 #include "gen.h"
 #include "priv.h"
@@ -132,9 +129,9 @@ gen_build(struct config *cfg, struct diag *d)
 	g->n_hosts = cfg->n_hosts;
 	for (size_t i = 0; i < cfg->n_hosts; i++) {
 		g->hosts[i].cfg = &cfg->hosts[i];
-		g->hosts[i].keylog_fd = -1;
-		/* limits are shared out between the worker processes */
-		if (cfg->hosts[i].max_connections > 0)
+		/* limits are shared out between the worker processes (a bad
+		 * `workers` value, already reported, leaves 0 workers) */
+		if (cfg->hosts[i].max_connections > 0 && cfg->g.workers > 0)
 			g->hosts[i].max_active = (unsigned)((cfg->hosts[i].max_connections +
 			    cfg->g.workers - 1) / cfg->g.workers);
 		/* a host whose config failed would only cause follow-on errors */
@@ -169,28 +166,8 @@ gen_build(struct config *cfg, struct diag *d)
 			ok = 0;
 	if (!ok)
 		goto err;
-	/* most hosts share the default groups: the base context offers them, so
-	 * only hosts with other groups cost a groups call per connection */
-	const char *base_groups = NULL;
-	for (size_t i = 0; i < g->n_hosts && base_groups == NULL; i++)
-		base_groups = g->hosts[i].skipped ? NULL : g->hosts[i].groups;
-	/* one OpenSSL cache for all hosts, as large as their shares together;
-	 * tls.c keeps each host within its own session_cache_size */
-	long cache = 0;
-	for (size_t i = 0; i < cfg->n_hosts; i++)
-		cache += cfg->hosts[i].session_cache_size;
-	if ((g->base_ctx = tls_base_ctx_new(cache > (1L << 22) ? 1L << 22 : cache, d, top)) == NULL)
+	if ((g->tls = tls_base_new(cfg, g->hosts, g->n_hosts, d, top)) == NULL)
 		goto err;
-	if (cfg->g.ticket_key_file != NULL && tls_ticket_keys_load(cfg->g.ticket_key_file,
-	    &g->tickets, d, cfg->g.loc[K_G_TICKET_KEY_FILE]) != 0)
-		goto err;
-	if (base_groups == NULL || SSL_CTX_set1_groups_list(g->base_ctx, base_groups) != 1) {
-		ERR_clear_error();
-		base_groups = NULL;	/* then every host sets its own */
-	}
-	for (size_t i = 0; i < g->n_hosts; i++)
-		g->hosts[i].groups_as_base = base_groups && g->hosts[i].groups &&
-		    strcmp(g->hosts[i].groups, base_groups) == 0;
 	/* so that reloads, which run as the user, can reopen them */
 	tls_give_files(g, cfg->g.user, cfg->g.group);
 	g->cfg = cfg;
@@ -212,27 +189,16 @@ gen_free(struct generation *g)
 		return;
 	for (size_t i = 0; i < g->n_hosts; i++) {
 		struct host *h = &g->hosts[i];
-		SSL_CTX_free(h->ctx);
-		X509_free(h->leaf);
-		sk_X509_pop_free(h->chain, X509_free);
-		EVP_PKEY_free(h->key);
+		tls_host_free(h->tls);
 		for (size_t j = 0; j < h->n_names; j++)
 			free(h->names[j]);
 		free(h->names);
-		free(h->groups);
-		free(h->alpn_wire);
-		allow_list_free(&h->allow);
-		tls_sessions_free(h);
-		if (h->keylog_fd >= 0)
-			close(h->keylog_fd);
-		free(h->ocsp);
 	}
 	free(g->hosts);
 	for (size_t i = 0; i < g->n_listeners; i++)
 		sni_table_free(g->listeners[i].sni);
 	free(g->listeners);
-	SSL_CTX_free(g->base_ctx);
-	tls_ticket_keys_free(&g->tickets);
+	tls_base_free(g->tls);
 	config_free(g->cfg);
 	free(g);
 }

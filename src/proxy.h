@@ -6,6 +6,8 @@
  * bytes received so far on a connection and says "need more", "invalid" or
  * "a header of N bytes"; it never looks past the end of the header, because
  * the TLS ClientHello follows it. The encoders write into caller buffers.
+ * proxy.c is the codec; proxy_tls.c turns a TLS handshake's facts (plain C,
+ * tls_facts.h) into the TLVs that describe it.
  *
  *   v1: "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n"   (at most 107 bytes)
  *   v2: 12-byte signature, version/command, family/transport, 16-bit length,
@@ -183,6 +185,20 @@ struct proxy_tlvs {
  */
 ssize_t proxy_encode_v2(const struct sockaddr *src, const struct sockaddr *dst,
     const struct proxy_tlvs *tlvs, uint8_t *out, size_t outlen);
+
+struct tls_facts;
+
+/*
+ * Describe a finished TLS handshake for proxy_encode_v2() (proxy_tls.c):
+ * ALPN, AUTHORITY (the SNI, when there was one), the SSL TLV (client flags,
+ * verify 0 only for a client certificate presented and verified, version,
+ * client CN, cipher, our certificate's signature and key algorithms) and,
+ * when f carries the client's certificate, a TLV of type cert_type with it.
+ * *t is overwritten; its pointers refer to f and to what f borrows, which
+ * must outlive the use of *t. Nothing is allocated.
+ */
+void proxy_tlvs_from_tls(const struct tls_facts *f, uint8_t cert_type,
+    struct proxy_tlvs *t);
 
 /*
  * CRC32C (Castagnoli, reflected, as RFC 4960 appendix B) of buf[0..len),

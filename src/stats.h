@@ -1,7 +1,8 @@
 /*
- * stats.h: the metrics: counters every worker process keeps in shared
- * memory, summed by the main process, which serves them on `stats_listen`
- * as `GET /metrics` in the Prometheus text format (version 0.0.4).
+ * stats.h: the counters behind the metrics. Every worker process counts
+ * into shared memory; the main process sums what they counted. How the sums
+ * are written out is metrics.h (the Prometheus text format) and how they
+ * are served is metrics_http.h.
  *
  * Layout. The main process makes one shared anonymous mapping
  * (MAP_SHARED | MAP_ANONYMOUS) before it forks any worker and keeps it for
@@ -15,34 +16,36 @@
  * its own block only, with relaxed atomic adds: no locks, no sharing of
  * cache lines between workers (blocks are 64-byte aligned).
  *
- * Totals. A scrape sums, label by label, the "retired" totals (main
- * process memory) and every block in use. When the main process reaps a
- * worker it folds the block into the retired totals, keyed by host label
+ * Totals. A sum (stats_sum) adds, label by label, the "retired" totals
+ * (main process memory) and every block in use. When the main process reaps
+ * a worker it folds the block into the retired totals, keyed by host label
  * (not by position: positions change between generations), zeroes it and
  * frees it for the next worker. So counters survive worker deaths and
  * reloads; gauges of open connections are summed over live blocks only.
  *
- * Every function takes NULL for st and then does nothing (or, for
- * stats_wait, only waits for a signal): a main process whose mapping failed
- * goes on serving, without metrics.
+ * Every function takes NULL for st and then does nothing: a main process
+ * whose mapping failed goes on serving, without metrics.
  */
 #ifndef TLSFRONT_STATS_H
 #define TLSFRONT_STATS_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "addr.h"
 #include "gen.h"
 
 #define STATS_MAX_BLOCKS 512	/* 256 worker slots, twice: one generation draining */
 #define STATS_MIN_HOSTS 1024	/* host rows per block, at least */
 #define STATS_BUCKETS 14	/* backend connect latency histogram bounds */
-#define STATS_MAX_CLIENTS 16	/* scrapes in progress at once */
-#define STATS_READ_TIMEOUT_MS 2000	/* for the whole request */
-#define STATS_WRITE_TIMEOUT_MS 10000	/* for the whole response */
+#define STATS_OTHER_LABEL "_other"	/* the row of hosts beyond the capacity */
+
+/* Upper bounds of the connect latency buckets, in microseconds (the last
+ * bucket, +Inf, has none). metrics.c prints them as seconds. */
+static const uint64_t stats_bucket_us[STATS_BUCKETS] = {
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000
+};
 
 /* Why a handshake failed: a bounded set of label values. */
 enum stats_hs_reason {
@@ -116,19 +119,21 @@ struct stats;
 /*
  * Main process, once, before the first fork: the mapping for max_blocks
  * blocks of max_hosts host rows (0: STATS_MAX_BLOCKS, STATS_MIN_HOSTS).
- * NULL after logging if it cannot be made.
+ * The caller owns the result and frees it with stats_free. NULL after
+ * logging if it cannot be made.
  */
 struct stats *stats_new(size_t max_blocks, size_t max_hosts);
 
-/* Close the metrics sockets (a unix one is unlinked) and unmap. NULL: no-op. */
+/* Unmap and free st and everything it holds. NULL: no-op. */
 void stats_free(struct stats *st);
 
 /*
  * Generation g is now the one in use (at start and after each successful
- * reload): copies its host labels and certificate expiry times, and counts
- * the generation number up (1 at start). Workers forked from now on count
- * under these labels. Returns 0, or -1 when out of memory (workers then
- * count nowhere until the next call).
+ * reload): copies its host labels, certificate expiry times and skipped
+ * flags (g is not referenced afterwards), and counts the generation number
+ * up (1 at start). Workers forked from now on count under these labels.
+ * Returns 0, or -1 when out of memory (workers then count nowhere until the
+ * next call).
  */
 int stats_generation(struct stats *st, const struct generation *g);
 
@@ -144,50 +149,51 @@ void stats_worker_restart(struct stats *st);
  * free (that worker's counts are then lost; logged once).
  * stats_block_bind (main, after fork) records the child's pid; pid <= 0
  * (the fork failed) frees the block again. stats_worker_init (the child,
- * first thing) points stats_g/stats_rows at block b (or at a private dummy
- * for -1) and closes the main process's metrics sockets in the child.
- * stats_worker_gone (main, after waitpid) folds the block of pid into the
- * retired totals and frees it; unknown pids are ignored.
+ * first thing) points stats_g/stats_rows at block b, or at a private dummy
+ * for -1 or a NULL st. stats_worker_gone (main, after waitpid) folds the
+ * block of pid into the retired totals and frees it; unknown pids are
+ * ignored.
  */
 int stats_block_take(struct stats *st);
 void stats_block_bind(struct stats *st, int b, pid_t pid);
 void stats_worker_init(struct stats *st, int b);
 void stats_worker_gone(struct stats *st, pid_t pid);
 
-/*
- * Serve metrics on a (plain HTTP; TCP or unix:), or nowhere if a->len == 0.
- * The same address as now: nothing changes. Otherwise the new socket is
- * opened first (a unix path that nobody listens on is replaced), then the
- * old one closed. Returns 0, or -1 after logging, with the old socket kept.
- */
-int stats_listen(struct stats *st, const struct addr *a);
+/* One host label's counters, summed over the retired totals and the blocks
+ * of live workers. */
+struct stats_host_sum {
+	char *label;		/* owned by the sum */
+	uint64_t c[SH_COUNT];
+	int64_t open;		/* connections open now: live blocks only, >= 0 */
+	int in_use;		/* a host the generation in use serves (not skipped) */
+	long long not_after;	/* its certificate's expiry (unix time), if in_use */
+};
+
+/* Everything the metrics show, at one moment. */
+struct stats_sum {
+	uint64_t g[SG_COUNT];		/* enum stats_global, retired and live */
+	int64_t active;			/* accepted connections open now, >= 0 */
+	size_t workers;			/* worker processes counting now */
+	struct stats_host_sum *hosts;	/* sorted by label, each label once */
+	size_t n_hosts;
+	/* kept by the main process alone */
+	long long started;		/* unix time */
+	long long last_reload;		/* start or last successful reload, unix time */
+	unsigned long long generation, reloads_ok, reloads_failed, restarts;
+	size_t hosts_served;		/* by the generation in use */
+	size_t hosts_skipped;		/* left out of it by host_errors = skip */
+};
 
 /*
- * Wait up to timeout_ms for one of the (blocked) signals in set, like
- * sigtimedwait(set, NULL, timeout), serving metrics requests meanwhile:
- * non-blocking accept, read and write, at most STATS_MAX_CLIENTS at once,
- * each dropped after STATS_READ_TIMEOUT_MS without a whole request or
- * STATS_WRITE_TIMEOUT_MS without the whole answer taken. Returns the signal
- * number, or -1 (timeout or EINTR).
+ * Main process: sum what st holds now into *out, which the caller releases
+ * with stats_sum_free (also after a failure). Reads the blocks of running
+ * workers while they count: each value is a snapshot of its own, closed
+ * connections read before opened ones so that no gauge goes below zero.
+ * Returns 0, or -1 when out of memory or st is NULL.
  */
-int stats_wait(struct stats *st, const sigset_t *set, int timeout_ms);
+int stats_sum(const struct stats *st, struct stats_sum *out);
 
-/*
- * The answer to a request of len bytes (a whole request head): "GET
- * /metrics" (or HEAD; a query string is ignored) gives 200 and the text
- * format, any other path 404, another method 405, garbage 400. Returns a
- * malloc'd response (status line, headers, body) and its length in *outlen,
- * or NULL when out of memory.
- */
-char *stats_http_answer(struct stats *st, const char *req, size_t len, size_t *outlen);
-
-/* The metrics in the text format, malloc'd and NUL-terminated, or NULL. */
-char *stats_render(struct stats *st, size_t *len);
-
-/*
- * A label value escaped for the text format (backslash, double quote and
- * newline; bytes that are not valid UTF-8 become '?'), malloc'd, or NULL.
- */
-char *stats_label_escape(const char *s);
+/* Free what stats_sum allocated in s (not s itself) and zero s. */
+void stats_sum_free(struct stats_sum *s);
 
 #endif

@@ -14,9 +14,13 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <event2/event.h>
+
 #include "log.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "priv.h"
+#include "sockset.h"
 #include "stats.h"
 #include "supervisor.h"
 #include "tls.h"
@@ -24,20 +28,8 @@
 
 #define RESPAWN_DELAY_MS 1000
 #define KILL_GRACE_MS 5000
+#define KILL_AGAIN_MS 1000
 #define MAX_DRAINING 1024
-
-/* The sockets of one listening address: one per worker slot. */
-struct lsock {
-	struct addr addr;
-	int *fds;
-	int n;
-};
-
-/* The sockets of a generation, in the order of its listeners. */
-struct sockset {
-	struct lsock *v;
-	size_t n;
-};
 
 struct slot {
 	pid_t pid;			/* 0: not running */
@@ -51,6 +43,10 @@ struct drainer {
 	long long kill_at_ms;
 };
 
+/* The signals the main process takes from its event loop. */
+static const int main_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+#define N_SIGNALS (sizeof(main_signals) / sizeof(main_signals[0]))
+
 struct sup {
 	const char *path;
 	struct generation *g;
@@ -60,7 +56,14 @@ struct sup {
 	struct drainer draining[MAX_DRAINING];
 	size_t n_draining;
 	unsigned reloads_ok, reloads_failed;
-	struct stats *st;		/* metrics (stats.c); NULL: none */
+	int stopping;			/* SIGTERM or SIGINT came */
+	long long kill_at_ms;		/* stopping: when the workers left get SIGKILL */
+	struct stats *st;		/* the counters (stats.c); NULL: none */
+	struct metrics_http *mh;	/* serves them (metrics_http.c); NULL: nowhere */
+	struct event_base *base;	/* the main loop */
+	struct event *signals[N_SIGNALS];
+	struct event *respawn_timer;	/* the next respawn_at_ms due */
+	struct event *kill_timer;	/* the next kill_at_ms due */
 };
 
 static long long
@@ -72,108 +75,77 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * A listening socket for a, with SO_REUSEPORT so that each worker slot can
- * have its own. With probe, bind without SO_REUSEPORT and do not listen:
- * that bind fails if anybody (another tlsfront of the same user included,
- * which SO_REUSEPORT would otherwise let in to share our connections)
- * already listens there.
- */
-static int
-open_listener(const struct addr *a, int probe)
-{
-	int fd, one = 1;
-
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    (!probe && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0))
-		goto err;
-	if (a->ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-		goto err;
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
-	    (!probe && listen(fd, 1024) != 0))
-		goto err;
-	if (probe) {
-		close(fd);
-		return 0;
-	}
-	return fd;
-err:;
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
 static void
-sockset_close(struct sockset *ss)
+signal_set(sigset_t *set)
 {
-	for (size_t i = 0; i < ss->n; i++) {
-		for (int s = 0; s < ss->v[i].n; s++)
-			if (ss->v[i].fds[s] >= 0)
-				close(ss->v[i].fds[s]);
-		free(ss->v[i].fds);
-	}
-	free(ss->v);
-	ss->v = NULL;
-	ss->n = 0;
+	sigemptyset(set);
+	for (size_t i = 0; i < N_SIGNALS; i++)
+		sigaddset(set, main_signals[i]);
 }
 
-static struct lsock *
-sockset_find(struct sockset *ss, const struct addr *a)
+/* ---- forking workers ---------------------------------------------------- */
+
+/* Descriptors, without duplicates (the main loop's, in a child). */
+struct fd_list {
+	int *v;
+	size_t n, cap;
+};
+
+static int
+fd_list_add(struct fd_list *l, int fd)
 {
-	for (size_t i = 0; i < ss->n; i++)
-		if (ss->v[i].fds != NULL && addr_equal(&ss->v[i].addr, a))
-			return &ss->v[i];
-	return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == fd)
+			return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		int *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = fd;
+	return 0;
+}
+
+static int
+collect_fd(const struct event_base *base, const struct event *ev, void *arg)
+{
+	short what = event_get_events(ev);
+
+	(void)base;
+	if ((what & EV_SIGNAL) || !(what & (EV_READ | EV_WRITE)) || event_get_fd(ev) < 0)
+		return 0;
+	return fd_list_add(arg, event_get_fd(ev));	/* non-zero stops the walk */
 }
 
 /*
- * The sockets generation g needs with nslots workers, taking over the ones
- * of old (which keeps the rest) and opening the others. Addresses we do not
- * hold yet are probed first, all of them before any socket is opened, so
- * that overlapping listeners (0.0.0.0:P and 127.0.0.1:P) do not collide with
- * each other. Returns 0, or -1 after logging (nothing of old taken then).
+ * A child just forked leaves the main loop behind: its event_base, and the
+ * sockets the loop watches (the metrics listener and clients), which stay
+ * the main process's alone; a client only sees the end of an answer once
+ * every copy of its socket is closed. The child shares the loop's epoll
+ * instance and the pipe of libevent's signal handler with the parent, so
+ * the base is given a kernel state of its own (event_reinit) before it is
+ * freed: freeing it as it is would remove the parent's descriptors from the
+ * parent's epoll. Freeing it also restores the signal dispositions libevent
+ * changed. Out of memory, some descriptors stay open in the child:
+ * harmless.
  */
-static int
-sockset_build(struct sockset *out, struct sockset *old, const struct generation *g,
-    int nslots)
+static void
+leave_main_loop(struct sup *sp)
 {
-	out->n = g->n_listeners;
-	if ((out->v = calloc(out->n ? out->n : 1, sizeof(*out->v))) == NULL)
-		return -1;
-	for (size_t i = 0; i < out->n; i++) {
-		const struct addr *a = &g->listeners[i].addr;
-		if (sockset_find(old, a) == NULL && open_listener(a, 1) != 0) {
-			log_error("cannot listen on %s: %s", a->text, strerror(errno));
-			goto err;
-		}
-	}
-	for (size_t i = 0; i < out->n; i++) {
-		struct lsock *l = &out->v[i];
-		struct lsock *prev = sockset_find(old, &g->listeners[i].addr);
+	struct fd_list fds = { NULL, 0, 0 };
 
-		l->addr = g->listeners[i].addr;
-		if ((l->fds = malloc((size_t)nslots * sizeof(int))) == NULL)
-			goto err;
-		for (int s = 0; s < nslots; s++) {
-			l->fds[s] = prev && s < prev->n ? dup(prev->fds[s]) :
-			    open_listener(&l->addr, 0);
-			if (l->fds[s] < 0) {
-				log_error("cannot listen on %s: %s", l->addr.text, strerror(errno));
-				l->n = s;
-				goto err;
-			}
-			l->n = s + 1;
-		}
-	}
-	return 0;
-err:
-	sockset_close(out);
-	return -1;
+	(void)event_base_foreach_event(sp->base, collect_fd, &fds);
+	if (metrics_http_fd(sp->mh) >= 0)	/* paused after an accept error */
+		(void)fd_list_add(&fds, metrics_http_fd(sp->mh));
+	(void)event_reinit(sp->base);
+	event_base_free(sp->base);
+	sp->base = NULL;
+	for (size_t i = 0; i < fds.n; i++)
+		close(fds.v[i]);
+	free(fds.v);
 }
 
 static pid_t
@@ -181,13 +153,22 @@ spawn(struct sup *sp, int slot)
 {
 	pid_t parent = getpid();
 	int sb = stats_block_take(sp->st);	/* the new worker's counters */
-	pid_t pid = fork();
+	sigset_t set, saved;
+	pid_t pid;
 
+	/* The child keeps these blocked until the worker has its own handlers
+	 * (worker.c): the main process's would write a signal meant for the
+	 * worker into the pipe of the main loop, which the child shares. */
+	signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, &saved);
+	pid = fork();
 	if (pid != 0) {
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 		stats_block_bind(sp->st, sb, pid);
 		return pid;
 	}
 	/* child */
+	leave_main_loop(sp);
 	stats_worker_init(sp->st, sb);
 	char role[32];
 	size_t nl = sp->socks.n;
@@ -217,6 +198,49 @@ spawn(struct sup *sp, int slot)
 	_exit(rc);
 }
 
+/* (Re)arm timer for the monotonic time at_ms; 0: no time, stop it. */
+static void
+arm(struct event *timer, long long at_ms, long long now)
+{
+	struct timeval tv;
+	long long ms = at_ms > now ? at_ms - now : 0;
+
+	if (at_ms == 0) {
+		evtimer_del(timer);
+		return;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	evtimer_add(timer, &tv);
+}
+
+/* The respawn timer, for the earliest restart pending. */
+static void
+arm_respawn(struct sup *sp, long long now)
+{
+	long long next = 0;
+
+	for (int s = 0; s < sp->nslots && !sp->stopping; s++)
+		if (sp->slots[s].pid == 0 && sp->slots[s].respawn_at_ms != 0 &&
+		    (next == 0 || sp->slots[s].respawn_at_ms < next))
+			next = sp->slots[s].respawn_at_ms;
+	arm(sp->respawn_timer, next, now);
+}
+
+/* The kill timer, for the earliest SIGKILL due. */
+static void
+arm_kill(struct sup *sp, long long now)
+{
+	long long next = sp->stopping ? sp->kill_at_ms : 0;
+
+	for (size_t i = 0; i < sp->n_draining; i++)
+		if (next == 0 || sp->draining[i].kill_at_ms < next)
+			next = sp->draining[i].kill_at_ms;
+	arm(sp->kill_timer, next, now);
+}
+
+/* Fork the worker of slot s; a failed fork is tried again later (the
+ * caller arms the respawn timer). */
 static void
 start_slot(struct sup *sp, int s, long long now)
 {
@@ -250,6 +274,8 @@ retire(struct sup *sp, pid_t pid, long long now, unsigned drain_ms)
 		sp->n_draining++;
 	}
 }
+
+/* ---- signals and timers ------------------------------------------------- */
 
 /* SIGHUP: a new generation beside the running one, or nothing at all. */
 static void
@@ -293,7 +319,7 @@ reload(struct sup *sp)
 		if (sp->slots[s].pid > 0)
 			retire(sp, sp->slots[s].pid, now, sp->g->cfg->g.shutdown_timeout_ms);
 	sockset_close(&sp->socks);
-	free(sp->slots);
+	free(sp->slots);	/* and with them the restarts they waited for */
 	gen_free(sp->g);
 	sp->socks = ns;
 	sp->g = ng;
@@ -304,9 +330,11 @@ reload(struct sup *sp)
 	sp->nslots = n;
 	stats_generation(sp->st, ng);	/* before the new workers take counters */
 	log_setup((enum log_dest)ng->cfg->g.log_dest, (enum log_level)ng->cfg->g.log_level);
-	(void)stats_listen(sp->st, &ng->cfg->g.stats_listen);	/* failing: the old stays */
+	(void)metrics_http_listen(sp->mh, &ng->cfg->g.stats_listen);	/* failing: the old stays */
 	for (int s = 0; s < n; s++)
 		start_slot(sp, s, now);
+	arm_respawn(sp, now);
+	arm_kill(sp, now);
 	sp->reloads_ok++;
 	stats_reload_done(sp->st, 1);
 	log_info("reloaded: %zu hosts (%zu TLS settings), %zu listeners, %d workers; %lu "
@@ -316,13 +344,53 @@ reload(struct sup *sp)
 	status(sp);
 }
 
+/* Stopping, and no worker left: the loop ends. */
 static void
-reap(struct sup *sp, int stopping, long long now)
+done_if_stopped(struct sup *sp)
 {
-	pid_t pid;
-	int st;
+	if (!sp->stopping || sp->n_draining > 0)
+		return;
+	for (int s = 0; s < sp->nslots; s++)
+		if (sp->slots[s].pid > 0)
+			return;
+	event_base_loopbreak(sp->base);
+}
 
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+/* SIGTERM, SIGINT: every worker drains, then the main process exits. */
+static void
+stop(struct sup *sp, int sig)
+{
+	long long now = now_ms();
+
+	if (sp->stopping)
+		return;
+	sp->stopping = 1;
+	sp->kill_at_ms = now + sp->g->cfg->g.shutdown_timeout_ms + KILL_GRACE_MS;
+	log_info("signal %d: stopping; workers drain for up to %u ms", sig,
+	    sp->g->cfg->g.shutdown_timeout_ms);
+	notify_send("STOPPING=1\nSTATUS=draining");
+	for (int s = 0; s < sp->nslots; s++)
+		if (sp->slots[s].pid > 0)
+			kill(sp->slots[s].pid, SIGTERM);
+	for (size_t i = 0; i < sp->n_draining; i++)
+		kill(sp->draining[i].pid, SIGTERM);
+	/* new connections are refused from now on, not queued */
+	sockset_close(&sp->socks);
+	arm_respawn(sp, now);	/* none while stopping */
+	arm_kill(sp, now);
+	done_if_stopped(sp);
+}
+
+/* SIGCHLD: every worker that ended is accounted for; those of the
+ * generation in use are restarted (unless stopping). */
+static void
+reap(struct sup *sp)
+{
+	long long now = now_ms();
+	pid_t pid;
+	int wst;
+
+	while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
 		stats_worker_gone(sp->st, pid);	/* its counts join the retired totals */
 		for (size_t i = 0; i < sp->n_draining; i++)
 			if (sp->draining[i].pid == pid) {
@@ -333,14 +401,14 @@ reap(struct sup *sp, int stopping, long long now)
 			if (sp->slots[s].pid != pid)
 				continue;
 			sp->slots[s].pid = 0;
-			if (stopping)
+			if (sp->stopping)
 				break;
-			if (WIFSIGNALED(st))
+			if (WIFSIGNALED(wst))
 				log_error("worker %d (pid %d) killed by signal %d; restarting",
-				    s, (int)pid, WTERMSIG(st));
+				    s, (int)pid, WTERMSIG(wst));
 			else
 				log_error("worker %d (pid %d) exited with status %d; restarting",
-				    s, (int)pid, WEXITSTATUS(st));
+				    s, (int)pid, WEXITSTATUS(wst));
 			stats_worker_restart(sp->st);
 			/* a worker that dies at once would otherwise fork in a loop */
 			sp->slots[s].respawn_at_ms = now - sp->slots[s].started_ms <
@@ -348,6 +416,101 @@ reap(struct sup *sp, int stopping, long long now)
 		}
 next:;
 	}
+	arm_respawn(sp, now);
+	arm_kill(sp, now);
+	done_if_stopped(sp);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct sup *sp = arg;
+
+	(void)what;
+	if (sig == SIGTERM || sig == SIGINT)
+		stop(sp, (int)sig);
+	else if (sig == SIGHUP && !sp->stopping)
+		reload(sp);
+	else if (sig == SIGCHLD)
+		reap(sp);
+}
+
+static void
+on_respawn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup *sp = arg;
+	long long now = now_ms();
+
+	(void)fd;
+	(void)what;
+	for (int s = 0; s < sp->nslots && !sp->stopping; s++)
+		if (sp->slots[s].pid == 0 && sp->slots[s].respawn_at_ms != 0 &&
+		    now >= sp->slots[s].respawn_at_ms)
+			start_slot(sp, s, now);
+	arm_respawn(sp, now);
+}
+
+/* Workers past their time: SIGKILL, again every KILL_AGAIN_MS until reaped. */
+static void
+on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup *sp = arg;
+	long long now = now_ms();
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < sp->n_draining; i++)
+		if (now >= sp->draining[i].kill_at_ms) {
+			log_error("worker pid %d of an old generation still running %d ms "
+			    "after shutdown_timeout; killing it", (int)sp->draining[i].pid,
+			    KILL_GRACE_MS);
+			kill(sp->draining[i].pid, SIGKILL);
+			sp->draining[i].kill_at_ms = now + KILL_AGAIN_MS;
+		}
+	if (sp->stopping && now >= sp->kill_at_ms) {
+		log_error("workers still running %d ms after shutdown_timeout; killing them",
+		    KILL_GRACE_MS);
+		for (int s = 0; s < sp->nslots; s++)
+			if (sp->slots[s].pid > 0)
+				kill(sp->slots[s].pid, SIGKILL);
+		for (size_t i = 0; i < sp->n_draining; i++)
+			kill(sp->draining[i].pid, SIGKILL);
+		sp->kill_at_ms = now + KILL_AGAIN_MS;
+	}
+	arm_kill(sp, now);
+}
+
+/* The loop's signals and timers. Returns 0, or -1 after logging. */
+static int
+loop_setup(struct sup *sp)
+{
+	if ((sp->base = event_base_new()) == NULL)
+		goto err;
+	for (size_t i = 0; i < N_SIGNALS; i++)
+		if ((sp->signals[i] = evsignal_new(sp->base, main_signals[i], on_signal, sp)) ==
+		    NULL || evsignal_add(sp->signals[i], NULL) != 0)
+			goto err;
+	if ((sp->respawn_timer = evtimer_new(sp->base, on_respawn_timer, sp)) == NULL ||
+	    (sp->kill_timer = evtimer_new(sp->base, on_kill_timer, sp)) == NULL)
+		goto err;
+	return 0;
+err:
+	log_error("cannot set up the main event loop");
+	return -1;
+}
+
+static void
+loop_free(struct sup *sp)
+{
+	for (size_t i = 0; i < N_SIGNALS; i++)
+		if (sp->signals[i] != NULL)
+			event_free(sp->signals[i]);
+	if (sp->respawn_timer != NULL)
+		event_free(sp->respawn_timer);
+	if (sp->kill_timer != NULL)
+		event_free(sp->kill_timer);
+	if (sp->base != NULL)
+		event_base_free(sp->base);
 }
 
 int
@@ -356,8 +519,7 @@ supervisor_run(struct generation *g, const char *path)
 	struct sup sp;
 	struct sockset none = { NULL, 0 };
 	sigset_t set;
-	int stopping = 0, rc = 0;
-	long long kill_at = 0;
+	int rc = 1;
 
 	memset(&sp, 0, sizeof(sp));
 	sp.path = path;
@@ -366,26 +528,24 @@ supervisor_run(struct generation *g, const char *path)
 	sp.nslots = g->cfg->g.workers;
 	signal(SIGPIPE, SIG_IGN);
 	if ((sp.slots = calloc((size_t)sp.nslots, sizeof(*sp.slots))) == NULL ||
-	    sockset_build(&sp.socks, &none, g, sp.nslots) != 0) {
-		rc = 1;
+	    sockset_build(&sp.socks, &none, g, sp.nslots) != 0)
 		goto out;
-	}
 	/* the counters all workers share, made once before any fork, and the
 	 * metrics socket, bound while we may still be root */
 	sp.st = stats_new(0, g->n_hosts * 2 > STATS_MIN_HOSTS ? g->n_hosts * 2 : 0);
 	stats_generation(sp.st, g);
-	if (stats_listen(sp.st, &g->cfg->g.stats_listen) != 0) {
-		rc = 1;
+	if (loop_setup(&sp) != 0)
 		goto out;
-	}
+	sp.mh = metrics_http_new(sp.base, sp.st);
+	if (metrics_http_listen(sp.mh, &g->cfg->g.stats_listen) != 0)
+		goto out;
 	/* sockets are bound and keys read: from here on (reloads included) we
 	 * run as the configured user */
-	if (priv_drop(g->cfg->g.user, g->cfg->g.group) != 0) {
-		rc = 1;
+	if (priv_drop(g->cfg->g.user, g->cfg->g.group) != 0)
 		goto out;
-	}
 	for (int s = 0; s < sp.nslots; s++)
 		start_slot(&sp, s, now_ms());
+	arm_respawn(&sp, now_ms());
 	log_info("tlsfront %s started: %zu hosts (%zu TLS settings), %zu listeners, %d workers",
 	    PACKAGE_VERSION, g->n_hosts, g->n_contexts, g->n_listeners, sp.nslots);
 	for (size_t i = 0; i < g->n_listeners; i++)
@@ -393,65 +553,21 @@ supervisor_run(struct generation *g, const char *path)
 	notify_send("READY=1\nMAINPID=%ld", (long)getpid());
 	status(&sp);
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	for (;;) {
-		int sig = stats_wait(sp.st, &set, 200);	/* serves metrics meanwhile */
-		long long now = now_ms();
-		int alive = 0;
-
-		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-			stopping = 1;
-			kill_at = now + sp.g->cfg->g.shutdown_timeout_ms + KILL_GRACE_MS;
-			log_info("signal %d: stopping; workers drain for up to %u ms", sig,
-			    sp.g->cfg->g.shutdown_timeout_ms);
-			notify_send("STOPPING=1\nSTATUS=draining");
-			for (int s = 0; s < sp.nslots; s++)
-				if (sp.slots[s].pid > 0)
-					kill(sp.slots[s].pid, SIGTERM);
-			for (size_t i = 0; i < sp.n_draining; i++)
-				kill(sp.draining[i].pid, SIGTERM);
-			/* new connections are refused from now on, not queued */
-			sockset_close(&sp.socks);
-		} else if (sig == SIGHUP && !stopping) {
-			reload(&sp);
-			now = now_ms();
-		}
-		reap(&sp, stopping, now);
-		for (int s = 0; s < sp.nslots; s++) {
-			if (!stopping && sp.slots[s].pid == 0 && sp.slots[s].respawn_at_ms &&
-			    now >= sp.slots[s].respawn_at_ms)
-				start_slot(&sp, s, now);
-			if (sp.slots[s].pid > 0)
-				alive++;
-		}
-		/* old generations: drained in time, or killed */
-		for (size_t i = 0; i < sp.n_draining; i++)
-			if (now >= sp.draining[i].kill_at_ms) {
-				log_error("worker pid %d of an old generation still running %d ms "
-				    "after shutdown_timeout; killing it", (int)sp.draining[i].pid,
-				    KILL_GRACE_MS);
-				kill(sp.draining[i].pid, SIGKILL);
-				sp.draining[i].kill_at_ms = now + 1000;
-			}
-		if (stopping && alive == 0 && sp.n_draining == 0)
-			break;
-		if (stopping && now >= kill_at) {
-			log_error("workers still running %d ms after shutdown_timeout; killing them",
-			    KILL_GRACE_MS);
-			for (int s = 0; s < sp.nslots; s++)
-				if (sp.slots[s].pid > 0)
-					kill(sp.slots[s].pid, SIGKILL);
-			for (size_t i = 0; i < sp.n_draining; i++)
-				kill(sp.draining[i].pid, SIGKILL);
-			kill_at = now + 1000;
-		}
-	}
-	log_info("stopped");
+	/* main() blocked the signals before anything could fork; libevent's
+	 * handlers are in place now, and take what came meanwhile */
+	signal_set(&set);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	rc = event_base_dispatch(sp.base) < 0 ? 1 : 0;
+	/* freeing the loop gives the signals their default actions back: a
+	 * late SIGHUP must not end the process in the middle of its exit */
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (rc == 0)
+		log_info("stopped");
+	else
+		log_error("the main event loop failed");
 out:
+	metrics_http_free(sp.mh);
+	loop_free(&sp);
 	sockset_close(&sp.socks);
 	free(sp.slots);
 	gen_free(sp.g);

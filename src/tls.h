@@ -1,38 +1,62 @@
 /*
- * tls.h: OpenSSL contexts and the per-connection SNI switch.
+ * tls.h: the TLS side of tlsfront, as the rest of the daemon sees it.
  *
- * A connection starts on the generation's base SSL_CTX, which has no
- * certificate, only a ClientHello callback. That callback reads the SNI,
- * looks the host up in the listener's table and moves the SSL to the host's
- * settings context, copying what SSL_set_SSL_CTX does not move (protocol
- * range, options, verify mode/depth/CA names, groups), then puts the host's
- * certificate, chain and key and its session-id context on the SSL, before
- * OpenSSL negotiates anything. Hosts with the same TLS settings share one
- * settings context (SSL_CTX_new is a third of a host's load time in OpenSSL
- * 3.0). Each host has its own session-id context, so a session made under
- * one host is never resumed under another.
+ * A connection starts on the generation's base context (struct tls_base),
+ * which has no certificate, only a ClientHello callback. That callback reads
+ * the SNI, looks the host up in the listener's table and moves the SSL to
+ * the host's settings context, copying what SSL_set_SSL_CTX does not move
+ * (protocol range, options, verify mode/depth/CA names, groups), then puts
+ * the host's certificate, chain and key and its session-id context on the
+ * SSL, before OpenSSL negotiates anything. Hosts with the same TLS settings
+ * share one settings context (SSL_CTX_new costs about as much as parsing a
+ * certificate). Each host has its own session-id context, so a session made
+ * under one host is never resumed under another.
+ *
+ * The modules behind this header: tls.c (contexts, hosts), tls_accept.c (the
+ * handshake callbacks, per-worker state), tls_tickets.c (ticket keys, the
+ * session-ID shares), tls_files.c (the certificate and key file cache),
+ * tls_check.c (certificate checks and names), tls_ocsp.c (ocsp_file),
+ * tls_keylog.c (keylog_file), tls_facts.c (what a handshake was); tls_int.h
+ * is what they share.
+ *
+ * No OpenSSL header here: gen.c, dump.c and worker.c use this header and
+ * know nothing of OpenSSL. SSL is the same incomplete type OpenSSL declares.
  */
 #ifndef TLSFRONT_TLS_H
 #define TLSFRONT_TLS_H
 
-#include <openssl/ssl.h>
+#include <stddef.h>
 
+#include "config.h"
 #include "diag.h"
 #include "gen.h"
+#include "sni.h"
+#include "tls_facts.h"
+
+typedef struct ssl_st SSL;
+
+struct tls_worker;
 
 /* What the handshake tells the connection; owned by the connection, linked
- * to its SSL with tls_attach(). */
+ * to its SSL by tls_ssl_new(). */
 struct tls_info {
 	const struct listener *listener;	/* in: where the client connected */
-	struct host *host;			/* out: chosen host, NULL before SNI */
+	struct tls_worker *worker;		/* in: this process's state (tls_worker_new) */
+	const struct host *host;		/* out: chosen host, NULL before SNI */
 	char sni[SNI_NAME_MAX + 2];		/* out: the name sent, "" if none */
 	const char *fail;			/* out: why we refused, or NULL */
-	int counted;				/* out: host->active includes us */
+	int counted;				/* out: counted in the worker's connections
+						 * to host (tls_release undoes it) */
 	char fail_buf[160];			/* storage fail may point to */
 };
 
 /* Once per process, before any other call. Returns 0 or -1. */
 int tls_init(void);
+
+/* OpenSSL's error queue as one short string in buf (and the queue emptied). */
+const char *tls_error_string(char *buf, size_t n);
+
+/* ---- hosts ----------------------------------------------------------------- */
 
 /* The settings contexts made while one generation is built, by settings;
  * freeing the cache drops its references only (each host holds its own). */
@@ -41,19 +65,56 @@ struct tls_profiles *tls_profiles_new(void);	/* NULL: out of memory */
 void tls_profiles_free(struct tls_profiles *pc);	/* NULL: no-op */
 size_t tls_profiles_count(const struct tls_profiles *pc);	/* contexts made */
 
-/* Set h up from h->cfg: h->ctx (from pc, or made and added to it), the
- * certificate, chain and key, names, groups, ALPN, not_after. Every problem
- * goes to d at the FILE:LINE of the key concerned. Returns 0 or -1. */
+/*
+ * Set h up from h->cfg: make h->tls (its settings context, from pc or made
+ * and added to it; the certificate, chain and key; groups, ALPN, keylog
+ * descriptor, OCSP response) and fill h->names and
+ * h->not_after. Every problem goes to d at the FILE:LINE of the key
+ * concerned. Returns 0 or -1; on -1, h->tls holds what was set up (or is
+ * NULL) and is the caller's to free like a complete one: h owns h->tls,
+ * freed with tls_host_free().
+ */
 int tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d);
+
+/* Free what tls_host_setup made (its references to contexts, certificates
+ * and key, its keylog descriptor). tls_host_free(NULL) is a no-op. */
+void tls_host_free(struct tls_host *t);
+
+/*
+ * The subject or issuer of the host's certificate as RFC 2253 text
+ * ("CN=R3,O=Let's Encrypt,C=US") into buf (len bytes, NUL-terminated, cut
+ * if short; "?" if OpenSSL cannot print it). Returns the length of the
+ * whole text (as snprintf: compare with len), or -1 when the host has no
+ * certificate (t NULL, or its file did not load). Reads t only.
+ */
+enum tls_cert_name { TLS_CERT_SUBJECT, TLS_CERT_ISSUER };
+int tls_host_cert_name(const struct tls_host *t, enum tls_cert_name which, char *buf,
+    size_t len);
+
+/* The groups this OpenSSL accepted of the host's `groups` ("a:b"; t's
+ * storage), or NULL if none were set up. */
+const char *tls_host_groups(const struct tls_host *t);
 
 /* Started as root with `user` set: give the keylog files this generation
  * created to that user (and group), so that reloads, which run as that user,
  * can open them again. */
 void tls_give_files(struct generation *g, const char *user, const char *group);
 
-/* The base context of a generation, with a server session cache of
- * cache_size sessions (0: none). NULL on failure (reported to d). */
-SSL_CTX *tls_base_ctx_new(long cache_size, struct diag *d, struct loc at);
+/* ---- the generation's base context ---------------------------------------- */
+
+/*
+ * The base context every connection of a generation starts on: a server
+ * session cache as large as the hosts' session_cache_size together, the
+ * ticket keys (cfg's ticket_key_file, or derived), and the groups of the
+ * first loaded host, noted on each host that has the same (so that the
+ * ClientHello callback sets groups only for the others). hosts[0..n) must
+ * be set up (skipped ones are passed over). Errors go to d at `at` or at
+ * ticket_key_file's line. Returns the base (the caller owns it: free with
+ * tls_base_free()) or NULL.
+ */
+struct tls_base *tls_base_new(const struct config *cfg, struct host *hosts, size_t n,
+    struct diag *d, struct loc at);
+void tls_base_free(struct tls_base *b);	/* NULL: no-op */
 
 /*
  * Session tickets. Every generation's base context encrypts tickets with the
@@ -61,46 +122,48 @@ SSL_CTX *tls_base_ctx_new(long cache_size, struct diag *d, struct loc at);
  * all: the keys of ticket_key_file, or keys derived, one per
  * ticket_key_rotation period, from a secret the main process makes once
  * (tls_ticket_secret_init, before the first fork). A key decrypts for one
- * period more than it encrypts.
+ * period more than it encrypts. Returns 0 or -1.
  */
 int tls_ticket_secret_init(void);
-/* Read a key file (80-byte keys in base64, each on one line or wrapped over
- * several as openssl rand -base64 writes them, newest first) into *out.
- * Returns 0, or -1 after reporting at `at`. */
-int tls_ticket_keys_load(const char *path, struct ticket_keys *out, struct diag *d,
-    struct loc at);
-void tls_ticket_keys_free(struct ticket_keys *k);
-/* The generation whose keys this process uses (a worker calls it at start). */
-void tls_tickets_use(const struct generation *g);
 
-/* Free the host's list of cached session IDs (see session_cache_size). */
-void tls_sessions_free(struct host *h);
-
-/* Link info to ssl for the ClientHello callback. */
-void tls_attach(SSL *ssl, struct tls_info *info);
-
-struct proxy_tlvs;
-
-/* Storage behind the pointers tls_proxy_tlvs() puts in a struct proxy_tlvs. */
-struct tls_proxy_store {
-	char cn[257];
-	char sig_alg[64];
-	char key_alg[64];
-	unsigned char *cert;		/* owned; freed by tls_proxy_store_free() */
-	size_t cert_len;
-};
+/* ---- one worker process ---------------------------------------------------- */
 
 /*
- * Describe the finished handshake of ssl for a PROXY v2 header: ALPN, SNI
- * (sni, may be ""), the SSL TLV (client flags, verify result, version, client
- * CN, cipher, our certificate's signature and key algorithms) and, when
- * cert_fmt is PROXY_CERT_DER or _PEM and the client sent one, its
- * certificate under TLV type cert_type. Pointers in *t refer to ssl, sni and
- * *st, which must outlive the use of *t.
+ * What a worker changes while it serves generation g, which stays read-only:
+ * per host (by position in g->hosts) its count of connections (against
+ * max_active) and the IDs of its cached sessions (against
+ * session_cache_size), and the derived ticket keys of the current period.
+ * Made once at worker start, owned by the worker (struct worker), freed by
+ * tls_worker_free() after its last connection closed. NULL: out of memory.
  */
-void tls_proxy_tlvs(SSL *ssl, const char *sni, int cert_fmt, int cert_type,
-    struct proxy_tlvs *t, struct tls_proxy_store *st);
-void tls_proxy_store_free(struct tls_proxy_store *st);
+struct tls_worker *tls_worker_new(const struct generation *g);
+void tls_worker_free(struct tls_worker *w);	/* NULL: no-op */
+
+/* ---- one connection --------------------------------------------------------- */
+
+/*
+ * A server SSL for one connection, on base b, with info linked for the
+ * handshake callbacks (info->listener and info->worker set; the rest
+ * zeroed). The caller owns the SSL; info must outlive it. NULL: out of
+ * memory.
+ */
+SSL *tls_ssl_new(const struct tls_base *b, struct tls_info *info);
+
+/* The connection ends: if it was counted against its host's
+ * max_connections, it no longer is. Idempotent. */
+void tls_release(struct tls_info *info);
+
+/*
+ * What the finished handshake of ssl was (see tls_facts.h for who owns
+ * what); with the client's certificate encoded as `cert_form` asks, if it
+ * sent one. Always fills *f (a failed encoding leaves the certificate out);
+ * free it with tls_facts_free(), which frees only what *f owns.
+ */
+enum tls_cert_form { TLS_CERT_NONE = 0, TLS_CERT_DER, TLS_CERT_PEM };
+void tls_facts_get(SSL *ssl, enum tls_cert_form cert_form, struct tls_facts *f);
+void tls_facts_free(struct tls_facts *f);
+
+/* ---- the certificate and key file cache ----------------------------------- */
 
 /*
  * The file cache counts by build. tls_files_begin() starts one (gen_build).
@@ -114,8 +177,5 @@ void tls_proxy_store_free(struct tls_proxy_store *st);
 void tls_files_begin(void);
 void tls_files_sweep(unsigned long *read, unsigned long *unchanged);
 void tls_files_kept(void);
-
-/* OpenSSL's error queue as one short string (and the queue emptied). */
-const char *tls_error_string(char *buf, size_t n);
 
 #endif

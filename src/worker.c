@@ -139,7 +139,8 @@ worker_run(const struct generation *g, int slot, const int *fds)
 	memset(&w, 0, sizeof(w));
 	w.gen = g;
 	w.slot = slot;
-	tls_tickets_use(g);
+	if ((w.tls = tls_worker_new(g)) == NULL)
+		goto out;
 	if (g->cfg->g.max_connections > 0)
 		w.max_conns = (size_t)((g->cfg->g.max_connections + g->cfg->g.workers - 1) /
 		    g->cfg->g.workers);
@@ -199,5 +200,7 @@ out:
 		event_free(w.ev_retry);
 	if (w.base)
 		event_base_free(w.base);
+	/* after the last conn_close: each gave its host's count back */
+	tls_worker_free(w.tls);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include "gen.h"
 
 struct conn;
+struct tls_worker;
 
 struct worker_listener {
 	struct worker *w;
@@ -23,7 +24,9 @@ struct worker_listener {
 
 struct worker {
 	struct event_base *base;
-	const struct generation *gen;
+	const struct generation *gen;	/* read-only, shared with the other workers */
+	struct tls_worker *tls;		/* owned: what this worker counts per host of
+					 * gen (tls.h), from start to exit */
 	int slot;
 	struct worker_listener *lns;
 	size_t n_lns;

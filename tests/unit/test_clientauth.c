@@ -58,9 +58,9 @@ allows(const char *entries, X509 *x)
 
 	snprintf(buf, sizeof(buf), "%s", entries);
 	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
-		assert_int_equal(allow_list_add(&l, t, err, sizeof(err)), 0);
-	r = allow_list_match(&l, x);
-	allow_list_free(&l);
+		assert_int_equal(clientauth_allow_add(&l, t, err, sizeof(err)), 0);
+	r = clientauth_allow_match(&l, x);
+	clientauth_allow_free(&l);
 	return r;
 }
 
@@ -71,19 +71,19 @@ test_parse_errors(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(allow_list_add(&l, "FOO:x", err, sizeof(err)), -1);
+	assert_int_equal(clientauth_allow_add(&l, "FOO:x", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "expected CN:, DNS:, URI: or EMAIL:"));
-	assert_int_equal(allow_list_add(&l, "CN:", err, sizeof(err)), -1);
-	assert_int_equal(allow_list_add(&l, "alice", err, sizeof(err)), -1);
-	assert_int_equal(l.n, 0);
-	assert_int_equal(allow_list_add(&l, "cn:alice", err, sizeof(err)), 0);
-	assert_int_equal(allow_list_add(&l, "URI:spiffe://corp/payments", err, sizeof(err)), 0);
-	assert_int_equal(l.n, 2);
-	assert_int_equal(l.v[0].kind, ALLOW_CN);
-	assert_string_equal(l.v[1].value, "spiffe://corp/payments");
-	allow_list_free(&l);
-	assert_int_equal(l.n, 0);
-	allow_list_free(NULL);
+	assert_int_equal(clientauth_allow_add(&l, "CN:", err, sizeof(err)), -1);
+	assert_int_equal(clientauth_allow_add(&l, "alice", err, sizeof(err)), -1);
+	assert_int_equal(l.n_entries, 0);
+	assert_int_equal(clientauth_allow_add(&l, "cn:alice", err, sizeof(err)), 0);
+	assert_int_equal(clientauth_allow_add(&l, "URI:spiffe://corp/payments", err, sizeof(err)), 0);
+	assert_int_equal(l.n_entries, 2);
+	assert_int_equal(l.entries[0].kind, CLIENTAUTH_CN);
+	assert_string_equal(l.entries[1].value, "spiffe://corp/payments");
+	clientauth_allow_free(&l);
+	assert_int_equal(l.n_entries, 0);
+	clientauth_allow_free(NULL);
 }
 
 static void
@@ -119,8 +119,8 @@ test_empty_list_and_no_cert(void **state)
 	X509 *x = make_cert("alice", NULL);
 
 	(void)state;
-	assert_true(allow_list_match(&none, x));	/* no list: any verified client */
-	assert_true(allow_list_match(NULL, x));
+	assert_true(clientauth_allow_match(&none, x));	/* no list: any verified client */
+	assert_true(clientauth_allow_match(NULL, x));
 	assert_false(allows("CN:alice", NULL));	/* a list and no certificate */
 	assert_false(allows("DNS:alice", x));	/* no SAN at all */
 	X509_free(x);
@@ -134,16 +134,16 @@ test_identity(void **state)
 	X509 *bare = make_cert(NULL, NULL);
 
 	(void)state;
-	cert_identity(x, cn, sizeof(cn), san, sizeof(san));
+	clientauth_identity(x, cn, sizeof(cn), san, sizeof(san));
 	assert_string_equal(cn, "alice");
 	assert_string_equal(san, "URI:spiffe://corp/payments");	/* the first SAN */
-	cert_identity(bare, cn, sizeof(cn), san, sizeof(san));
+	clientauth_identity(bare, cn, sizeof(cn), san, sizeof(san));
 	assert_string_equal(cn, "");
 	assert_string_equal(san, "");
-	cert_identity(NULL, cn, sizeof(cn), san, sizeof(san));
+	clientauth_identity(NULL, cn, sizeof(cn), san, sizeof(san));
 	assert_string_equal(cn, "");
 	/* truncated, still terminated */
-	cert_identity(x, cn, 4, san, 8);
+	clientauth_identity(x, cn, 4, san, 8);
 	assert_string_equal(cn, "ali");
 	assert_string_equal(san, "URI:spi");
 	X509_free(x);
@@ -157,7 +157,7 @@ test_identity_unprintable(void **state)
 	X509 *x = make_cert("a\tb", NULL);
 
 	(void)state;
-	cert_identity(x, cn, sizeof(cn), san, sizeof(san));
+	clientauth_identity(x, cn, sizeof(cn), san, sizeof(san));
 	assert_string_equal(cn, "a?b");
 	X509_free(x);
 }

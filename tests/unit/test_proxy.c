@@ -20,6 +20,7 @@
 #include <sys/un.h>
 
 #include "proxy.h"
+#include "tls_facts.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
@@ -1738,6 +1739,150 @@ test_find_tlv_not_there(void **state)
 	assert_int_equal(vlen, 4);
 }
 
+/* ------------------------------------------------------------------ */
+/* the TLVs of a TLS handshake, from its facts (proxy_tls.c)            */
+
+/* Facts as a mutual-TLS handshake with every field would give them. */
+static void
+full_facts(struct tls_facts *f)
+{
+	for (size_t i = 0; i < sizeof(cert_blob); i++)
+		cert_blob[i] = (uint8_t)(i * 7 + (i >> 8));
+	memset(f, 0, sizeof(*f));
+	f->alpn = (const unsigned char *)"h2";
+	f->alpn_len = 2;
+	f->sni = "www.example.com";
+	f->version = "TLSv1.3";
+	f->cipher = "TLS_AES_256_GCM_SHA384";
+	f->sig_alg = "RSA-SHA256";
+	snprintf(f->key_alg, sizeof(f->key_alg), "RSA2048");
+	f->client_cert = 1;
+	f->client_cert_now = 1;
+	f->client_verified = 1;
+	snprintf(f->client_cn, sizeof(f->client_cn), "client.example.com");
+	f->client_cert_data = cert_blob;
+	f->client_cert_len = sizeof(cert_blob);
+}
+
+/* Every fact becomes the TLV it stands for, with the same bytes as the
+ * TLVs written by hand. */
+static void
+test_tls_facts_full(void **state)
+{
+	struct sockaddr_storage s = ss4("203.0.113.9", 40000), d = ss4("192.0.2.80", 443);
+	static uint8_t got[4096], want[4096];
+	struct tls_facts f;
+	struct proxy_tlvs t, hand;
+	struct proxy_info pi;
+	const uint8_t *v;
+	size_t vlen;
+	ssize_t n;
+
+	full_facts(&f);
+	memset(&t, 0xA5, sizeof(t));	/* every field is written */
+	proxy_tlvs_from_tls(&f, 0xE3, &t);
+	memset(&hand, 0, sizeof(hand));
+	hand.alpn = (const uint8_t *)"h2";
+	hand.alpn_len = 2;
+	hand.authority = "www.example.com";
+	hand.ssl.present = 1;
+	hand.ssl.client = PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS;
+	hand.ssl.verify = 0;
+	hand.ssl.version = "TLSv1.3";
+	hand.ssl.cn = "client.example.com";
+	hand.ssl.cipher = "TLS_AES_256_GCM_SHA384";
+	hand.ssl.sig_alg = "RSA-SHA256";
+	hand.ssl.key_alg = "RSA2048";
+	hand.cert = cert_blob;
+	hand.cert_len = sizeof(cert_blob);
+	hand.cert_type = 0xE3;
+	n = proxy_encode_v2(SA(s), SA(d), &hand, want, sizeof(want));
+	assert_true(n > 0);
+	assert_int_equal(proxy_encode_v2(SA(s), SA(d), &t, got, sizeof(got)), n);
+	assert_memory_equal(got, want, (size_t)n);
+
+	decode_ok(got, (size_t)n, &pi);
+	assert_int_equal(pi.have, PROXY_HAVE_ALPN | PROXY_HAVE_AUTHORITY | PROXY_HAVE_SSL |
+	    PROXY_HAVE_SSL_VERSION | PROXY_HAVE_SSL_CN | PROXY_HAVE_SSL_CIPHER |
+	    PROXY_HAVE_SSL_SIG_ALG | PROXY_HAVE_SSL_KEY_ALG);
+	assert_memory_equal(pi.alpn, "h2", 3);
+	assert_string_equal(pi.authority, "www.example.com");
+	assert_int_equal(pi.ssl.client, 7);
+	assert_int_equal(pi.ssl.verify, 0);
+	assert_string_equal(pi.ssl.cn, "client.example.com");
+	assert_string_equal(pi.ssl.key_alg, "RSA2048");
+	assert_non_null(v = proxy_find_tlv(got, (size_t)n, 0xE3, &vlen));
+	assert_int_equal(vlen, sizeof(cert_blob));
+	assert_memory_equal(v, cert_blob, vlen);
+
+	/* type 0: the encoder's default type */
+	proxy_tlvs_from_tls(&f, 0, &t);
+	n = proxy_encode_v2(SA(s), SA(d), &t, got, sizeof(got));
+	assert_non_null(proxy_find_tlv(got, (size_t)n, PP2_TYPE_CLIENT_CERT, &vlen));
+}
+
+/* The client field and verify: the certificate of the session, sent on
+ * this connection or not (resumed), verified or not. */
+static void
+test_tls_facts_client_flags(void **state)
+{
+	static const struct {
+		int cert, now, verified;
+		uint8_t client;
+		uint32_t verify;
+	} cases[] = {
+		{ 0, 0, 0, PP2_CLIENT_SSL, 1 },
+		{ 0, 1, 1, PP2_CLIENT_SSL, 1 },	/* no certificate: the rest means nothing */
+		{ 1, 1, 1, PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS, 0 },
+		{ 1, 0, 1, PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS, 0 },
+		{ 1, 1, 0, PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS, 1 },
+	};
+	struct tls_facts f;
+	struct proxy_tlvs t;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		full_facts(&f);
+		f.client_cert = cases[i].cert;
+		f.client_cert_now = cases[i].now;
+		f.client_verified = cases[i].verified;
+		proxy_tlvs_from_tls(&f, 0xE0, &t);
+		assert_int_equal(t.ssl.client, cases[i].client);
+		assert_int_equal(t.ssl.verify, cases[i].verify);
+	}
+}
+
+/* Facts a handshake did not have leave their TLVs out; the SSL TLV is
+ * always there. */
+static void
+test_tls_facts_absent(void **state)
+{
+	struct sockaddr_storage s = ss4("203.0.113.9", 40000), d = ss4("192.0.2.80", 443);
+	uint8_t out[256];
+	struct tls_facts f;
+	struct proxy_tlvs t;
+	struct proxy_info pi;
+	ssize_t n;
+
+	memset(&f, 0, sizeof(f));
+	f.sni = "";
+	f.alpn = (const unsigned char *)"h2";	/* a length of 0 wins */
+	f.client_cert_data = cert_blob;		/* likewise */
+	proxy_tlvs_from_tls(&f, 0xE0, &t);
+	assert_null(t.alpn);
+	assert_null(t.authority);
+	assert_null(t.ssl.cn);
+	assert_null(t.ssl.key_alg);
+	assert_null(t.cert);
+	assert_int_equal(t.crc32c, 0);
+	n = proxy_encode_v2(SA(s), SA(d), &t, out, sizeof(out));
+	decode_ok(out, (size_t)n, &pi);
+	assert_int_equal(pi.have, PROXY_HAVE_SSL);
+	assert_int_equal(pi.ssl.client, PP2_CLIENT_SSL);
+	assert_int_equal(pi.ssl.verify, 1);
+	/* the smallest header with an SSL TLV: 16 + 12 + 3 + 5 */
+	assert_int_equal(n, 36);
+}
+
 int
 main(void)
 {
@@ -1788,6 +1933,9 @@ main(void)
 		cmocka_unit_test(test_v2_encode_buffer_too_small),
 		cmocka_unit_test(test_v2_encode_too_long),
 		cmocka_unit_test(test_find_tlv_not_there),
+		cmocka_unit_test(test_tls_facts_full),
+		cmocka_unit_test(test_tls_facts_client_flags),
+		cmocka_unit_test(test_tls_facts_absent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

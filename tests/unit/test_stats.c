@@ -1,7 +1,8 @@
 /*
- * test_stats.c: the metrics: label escaping, summing worker blocks (and
- * folding dead workers' blocks into the retired totals, across
- * generations), the text format, the HTTP answers.
+ * test_stats.c: the counters: summing worker blocks (and folding dead
+ * workers' blocks into the retired totals, across generations), hosts
+ * beyond the capacity, blocks running out, the connect latency histogram.
+ * What the sums look like as text is test_metrics.c.
  *
  * Workers are simulated in this one process: stats_worker_init() points the
  * data-path counters at a block, as a forked worker would.
@@ -54,67 +55,32 @@ worker(struct stats *st, pid_t pid)
 	return b;
 }
 
-static char *
-render(struct stats *st)
-{
-	size_t len = 0;
-	char *s = stats_render(st, &len);
-
-	assert_non_null(s);
-	assert_int_equal(len, strlen(s));
-	return s;
-}
-
-/* The value of the sample `series` (name and labels exactly as printed),
- * or -1 if there is no such line. */
-static double
-value(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, series, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-	return -1;
-}
-
-static char *
-escape(const char *s)
-{
-	char *e = stats_label_escape(s);
-
-	assert_non_null(e);
-	return e;
-}
-
-/* ------------------------------------------------------------------ */
-/* label escaping                                                       */
-
 static void
-test_escape(void **state)
+sum(const struct stats *st, struct stats_sum *s)
 {
-	static const struct { const char *in, *out; } cases[] = {
-		{ "plain.example", "plain.example" },
-		{ "", "" },
-		{ "a\"b", "a\\\"b" },
-		{ "back\\slash", "back\\\\slash" },
-		{ "new\nline", "new\\nline" },
-		{ "\\\"\n", "\\\\\\\"\\n" },
-		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92",
-		    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92" },
-		{ "bad\xff", "bad?" },
-		{ "\xc0\xaf", "??" },		/* overlong '/' */
-		{ "\xed\xa0\x80", "???" },	/* a UTF-16 surrogate */
-		{ "\xe2\x82", "??" },		/* truncated */
-		{ "\xf4\x90\x80\x80", "????" },	/* beyond U+10FFFF */
-		{ "tab\there", "tab\there" },
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *e = escape(cases[i].in);
-		assert_string_equal(e, cases[i].out);
-		free(e);
-	}
+	assert_int_equal(stats_sum(st, s), 0);
+	for (size_t i = 1; i < s->n_hosts; i++)
+		assert_true(strcmp(s->hosts[i - 1].label, s->hosts[i].label) < 0);
+}
+
+/* The sum of host label; fails the test if there is none. */
+static const struct stats_host_sum *
+host(const struct stats_sum *s, const char *label)
+{
+	for (size_t i = 0; i < s->n_hosts; i++)
+		if (strcmp(s->hosts[i].label, label) == 0)
+			return &s->hosts[i];
+	fail_msg("no host %s in the sum", label);
+	return NULL;
+}
+
+static int
+has_host(const struct stats_sum *s, const char *label)
+{
+	for (size_t i = 0; i < s->n_hosts; i++)
+		if (strcmp(s->hosts[i].label, label) == 0)
+			return 1;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -127,7 +93,7 @@ test_sum_and_retire(void **state)
 	static const char *const gen2[] = { "b", "c" };	/* b moved to index 0 */
 	struct fake_gen f1, f2;
 	struct stats *st = stats_new(4, 8);
-	char *t;
+	struct stats_sum s;
 
 	(void)state;
 	assert_non_null(st);
@@ -151,40 +117,39 @@ test_sum_and_retire(void **state)
 	stats_add(SG_HS_FAIL + HS_UNKNOWN_SNI, 2);
 	stats_add(SG_REFUSED, 4);
 
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"a\"}") == 7);
-	assert_true(value(t, "tlsfront_connections_open{host=\"a\"}") == 6);
-	assert_true(value(t, "tlsfront_connections_total{host=\"b\"}") == 1);
-	assert_true(value(t, "tlsfront_handshakes_total{host=\"b\",session=\"resumed\"}") == 1);
-	assert_true(value(t, "tlsfront_handshakes_total{host=\"b\",session=\"full\"}") == 0);
-	assert_true(value(t, "tlsfront_handshakes_total{host=\"a\",session=\"full\"}") == 7);
-	assert_true(value(t, "tlsfront_received_bytes_total{host=\"a\"}") == 110);
-	assert_true(value(t, "tlsfront_sent_bytes_total{host=\"a\"}") == 1000);
-	assert_true(value(t, "tlsfront_accepted_connections_total") == 8);
-	assert_true(value(t, "tlsfront_active_connections") == 7);
-	assert_true(value(t, "tlsfront_refused_connections_total") == 4);
-	assert_true(value(t, "tlsfront_handshake_failures_total{reason=\"unknown_sni\"}") == 3);
-	assert_true(value(t, "tlsfront_handshake_failures_total{reason=\"other\"}") == 0);
-	assert_true(value(t, "tlsfront_worker_processes") == 2);
-	assert_true(value(t, "tlsfront_config_generation") == 1);
-	assert_true(value(t, "tlsfront_hosts") == 2);
-	assert_true(value(t, "tlsfront_certificate_not_after_timestamp_seconds{host=\"b\"}") ==
-	    1700000001);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(s.n_hosts, 2);
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 7);
+	assert_int_equal(host(&s, "a")->open, 6);
+	assert_int_equal(host(&s, "b")->c[SH_OPENED], 1);
+	assert_int_equal(host(&s, "b")->c[SH_RESUMED], 1);
+	assert_int_equal(host(&s, "a")->c[SH_BYTES_IN], 110);
+	assert_int_equal(host(&s, "a")->c[SH_BYTES_OUT], 1000);
+	assert_int_equal(s.g[SG_ACCEPTED], 8);
+	assert_int_equal(s.active, 7);
+	assert_int_equal(s.g[SG_REFUSED], 4);
+	assert_int_equal(s.g[SG_HS_FAIL + HS_UNKNOWN_SNI], 3);
+	assert_int_equal(s.g[SG_HS_FAIL + HS_OTHER], 0);
+	assert_int_equal(s.workers, 2);
+	assert_int_equal(s.generation, 1);
+	assert_int_equal(s.hosts_served, 2);
+	assert_true(host(&s, "b")->in_use);
+	assert_int_equal(host(&s, "b")->not_after, 1700000001);
+	stats_sum_free(&s);
 
 	/* worker 101 dies: its counters stay in the totals, its open
 	 * connections are gone */
 	stats_worker_gone(st, 101);
 	stats_worker_gone(st, 999);	/* not ours: ignored */
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"a\"}") == 7);
-	assert_true(value(t, "tlsfront_connections_open{host=\"a\"}") == 5);
-	assert_true(value(t, "tlsfront_received_bytes_total{host=\"a\"}") == 110);
-	assert_true(value(t, "tlsfront_accepted_connections_total") == 8);
-	assert_true(value(t, "tlsfront_active_connections") == 5);
-	assert_true(value(t, "tlsfront_handshake_failures_total{reason=\"unknown_sni\"}") == 3);
-	assert_true(value(t, "tlsfront_worker_processes") == 1);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 7);
+	assert_int_equal(host(&s, "a")->open, 5);
+	assert_int_equal(host(&s, "a")->c[SH_BYTES_IN], 110);
+	assert_int_equal(s.g[SG_ACCEPTED], 8);
+	assert_int_equal(s.active, 5);
+	assert_int_equal(s.g[SG_HS_FAIL + HS_UNKNOWN_SNI], 3);
+	assert_int_equal(s.workers, 1);
+	stats_sum_free(&s);
 
 	/* a reload: b is now host 0; the new worker's block starts at zero
 	 * (it is the block 101 had) and counts under the new labels */
@@ -198,32 +163,33 @@ test_sum_and_retire(void **state)
 		assert_int_equal(stats_g[k], 0);
 	stats_host_add(0, SH_OPENED, 4);
 	stats_host_add(1, SH_OPENED, 1);
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"a\"}") == 7);
-	assert_true(value(t, "tlsfront_connections_total{host=\"b\"}") == 5);
-	assert_true(value(t, "tlsfront_connections_total{host=\"c\"}") == 1);
-	assert_true(value(t, "tlsfront_config_generation") == 2);
-	assert_true(value(t, "tlsfront_reloads_total{result=\"ok\"}") == 1);
-	assert_true(value(t, "tlsfront_reloads_total{result=\"failed\"}") == 1);
-	assert_true(value(t, "tlsfront_worker_restarts_total") == 1);
-	/* the certificate gauge is for hosts in use only */
-	assert_true(value(t, "tlsfront_certificate_not_after_timestamp_seconds{host=\"a\"}") < 0);
-	assert_true(value(t, "tlsfront_certificate_not_after_timestamp_seconds{host=\"b\"}") ==
-	    1700000000);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 7);
+	assert_int_equal(host(&s, "b")->c[SH_OPENED], 5);
+	assert_int_equal(host(&s, "c")->c[SH_OPENED], 1);
+	assert_int_equal(s.generation, 2);
+	assert_int_equal(s.reloads_ok, 1);
+	assert_int_equal(s.reloads_failed, 1);
+	assert_int_equal(s.restarts, 1);
+	assert_true(s.last_reload >= s.started);
+	/* the certificate is for hosts in use only */
+	assert_false(host(&s, "a")->in_use);
+	assert_true(host(&s, "b")->in_use);
+	assert_int_equal(host(&s, "b")->not_after, 1700000000);
+	stats_sum_free(&s);
 
 	/* every worker gone: totals stay, nothing is open */
 	stats_worker_gone(st, 102);
 	stats_worker_gone(st, 103);
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"a\"}") == 7);
-	assert_true(value(t, "tlsfront_connections_total{host=\"b\"}") == 5);
-	assert_true(value(t, "tlsfront_connections_total{host=\"c\"}") == 1);
-	assert_true(value(t, "tlsfront_connections_open{host=\"a\"}") == 0);
-	assert_true(value(t, "tlsfront_active_connections") == 0);
-	assert_true(value(t, "tlsfront_accepted_connections_total") == 8);
-	assert_true(value(t, "tlsfront_worker_processes") == 0);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 7);
+	assert_int_equal(host(&s, "b")->c[SH_OPENED], 5);
+	assert_int_equal(host(&s, "c")->c[SH_OPENED], 1);
+	assert_int_equal(host(&s, "a")->open, 0);
+	assert_int_equal(s.active, 0);
+	assert_int_equal(s.g[SG_ACCEPTED], 8);
+	assert_int_equal(s.workers, 0);
+	stats_sum_free(&s);
 	stats_worker_init(NULL, -1);
 	stats_free(st);
 }
@@ -236,6 +202,7 @@ test_blocks_run_out(void **state)
 	static const char *const labels[] = { "a" };
 	struct fake_gen f;
 	struct stats *st = stats_new(2, 4);
+	struct stats_sum s;
 	int b1, b2, b3;
 
 	(void)state;
@@ -252,6 +219,10 @@ test_blocks_run_out(void **state)
 	stats_worker_init(st, b3);
 	stats_host_add(0, SH_OPENED, 1);	/* into the private dummy */
 	assert_int_equal(stats_block_take(st), b2);
+	sum(st, &s);
+	assert_int_equal(s.workers, 1);	/* b2 taken again, not yet bound */
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 0);
+	stats_sum_free(&s);
 	stats_worker_init(NULL, -1);
 	stats_free(st);
 }
@@ -263,7 +234,7 @@ test_overflow(void **state)
 	static const char *const labels[] = { "a", "b", "c" };
 	struct fake_gen f;
 	struct stats *st = stats_new(2, 1);
-	char *t;
+	struct stats_sum s;
 
 	(void)state;
 	fake_gen(&f, labels, 3);
@@ -272,216 +243,70 @@ test_overflow(void **state)
 	stats_host_add(0, SH_OPENED, 1);
 	stats_host_add(1, SH_OPENED, 2);
 	stats_host_add(2, SH_OPENED, 3);
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"a\"}") == 1);
-	assert_true(value(t, "tlsfront_connections_total{host=\"_other\"}") == 5);
-	assert_true(value(t, "tlsfront_connections_total{host=\"b\"}") == 0);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(host(&s, "a")->c[SH_OPENED], 1);
+	assert_int_equal(host(&s, STATS_OTHER_LABEL)->c[SH_OPENED], 5);
+	assert_int_equal(host(&s, "b")->c[SH_OPENED], 0);	/* listed: a host in use */
+	stats_sum_free(&s);
 	stats_worker_gone(st, 301);
-	t = render(st);
-	assert_true(value(t, "tlsfront_connections_total{host=\"_other\"}") == 5);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(host(&s, STATS_OTHER_LABEL)->c[SH_OPENED], 5);
+	stats_sum_free(&s);
 	stats_worker_init(NULL, -1);
 	stats_free(st);
 }
 
-/* ------------------------------------------------------------------ */
-/* the text format                                                      */
-
-static int
-starts(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
+/* Each connect time lands in the first bucket whose bound it does not
+ * exceed, or in +Inf; the sums are in microseconds. */
 static void
-test_format(void **state)
+test_connect_time(void **state)
 {
-	static const char *const labels[] = { "zeta", "we\"ird\\", "alpha" };
+	static const char *const labels[] = { "a", "b" };
 	struct fake_gen f;
-	struct stats *st = stats_new(2, 8);
-	char *t, *copy, *save = NULL, family[128] = "", type[32] = "", seen[4096] = " ";
-	double cum = -1, inf = -1, count = -1;
-	int help = 0;
+	struct stats *st = stats_new(1, 4);
+	struct stats_sum s;
 
 	(void)state;
-	fake_gen(&f, labels, 3);
+	fake_gen(&f, labels, 2);
 	stats_generation(st, &f.g);
 	worker(st, 401);
-	stats_connect_time(0, 400);		/* <= 0.0005 */
-	stats_connect_time(1, 3000);		/* <= 0.005 */
+	stats_connect_time(0, 400);		/* <= 500 us */
+	stats_connect_time(1, 500);		/* <= 500 us: bounds are inclusive */
+	stats_connect_time(1, 3000);		/* <= 5 ms */
 	stats_connect_time(1, 20000000);	/* beyond 10 s: +Inf only */
-	t = render(st);
-
-	assert_true(value(t, "tlsfront_backend_connect_seconds_bucket{le=\"0.0005\"}") == 1);
-	assert_true(value(t, "tlsfront_backend_connect_seconds_bucket{le=\"0.0025\"}") == 1);
-	assert_true(value(t, "tlsfront_backend_connect_seconds_bucket{le=\"0.005\"}") == 2);
-	assert_true(value(t, "tlsfront_backend_connect_seconds_bucket{le=\"10\"}") == 2);
-	assert_true(value(t, "tlsfront_backend_connect_seconds_bucket{le=\"+Inf\"}") == 3);
-	assert_true(value(t, "tlsfront_backend_connect_seconds_count") == 3);
-	assert_non_null(strstr(t, "\ntlsfront_backend_connect_seconds_sum 20.003400\n"));
-	assert_true(value(t, "tlsfront_host_backend_connect_seconds_count{host=\"we\\\"ird\\\\\"}")
-	    == 2);
-	assert_non_null(strstr(t, "\ntlsfront_host_backend_connect_seconds_sum"
-	    "{host=\"we\\\"ird\\\\\"} 20.003000\n"));
-	/* hosts sorted by label */
-	assert_true(strstr(t, "tlsfront_connections_total{host=\"alpha\"}") <
-	    strstr(t, "tlsfront_connections_total{host=\"zeta\"}"));
-
-	/* every sample belongs to the family declared last (HELP, then TYPE,
-	 * each family once); histogram buckets grow up to +Inf == _count */
-	assert_int_equal(t[strlen(t) - 1], '\n');
-	copy = strdup(t);
-	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char name[160], key[140];
-		size_t n;
-
-		if (starts(line, "# HELP ")) {
-			assert_int_equal(sscanf(line, "# HELP %127s", family), 1);
-			snprintf(key, sizeof(key), " %s ", family);
-			assert_null(strstr(seen, key));	/* declared once */
-			strncat(seen, key + 1, sizeof(seen) - strlen(seen) - 1);
-			help = 1;
-			continue;
-		}
-		if (starts(line, "# TYPE ")) {
-			char fam[128];
-			assert_true(help);
-			assert_int_equal(sscanf(line, "# TYPE %127s %31s", fam, type), 2);
-			assert_string_equal(fam, family);
-			assert_true(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
-			    !strcmp(type, "histogram") || !strcmp(type, "summary"));
-			help = 0;
-			continue;
-		}
-		assert_true(line[0] != '#');
-		n = strcspn(line, "{ ");
-		assert_true(n > 0 && n < sizeof(name));
-		memcpy(name, line, n);
-		name[n] = '\0';
-		if (!strcmp(type, "histogram") || !strcmp(type, "summary")) {
-			const char *sfx = name + strlen(family);
-			assert_true(starts(name, family));
-			assert_true(!strcmp(sfx, "_sum") || !strcmp(sfx, "_count") ||
-			    (!strcmp(sfx, "_bucket") && !strcmp(type, "histogram")));
-			if (!strcmp(sfx, "_bucket")) {
-				double v = strtod(strrchr(line, ' ') + 1, NULL);
-				assert_true(v >= cum);
-				cum = v;
-				if (strstr(line, "le=\"+Inf\""))
-					inf = v;
-			} else if (!strcmp(sfx, "_count") && !strcmp(type, "histogram")) {
-				count = strtod(strrchr(line, ' ') + 1, NULL);
-			}
-		} else {
-			assert_string_equal(name, family);
-		}
-		if (!strcmp(type, "counter"))
-			assert_true(starts(name, "tlsfront_") && strstr(name, "_total") ==
-			    name + strlen(name) - 6);
-		/* a value follows the last blank */
-		char *end;
-		(void)strtod(strrchr(line, ' ') + 1, &end);
-		assert_int_equal(*end, '\0');
-	}
-	assert_true(inf == 3 && count == 3);
-	free(copy);
-	free(t);
+	sum(st, &s);
+	assert_int_equal(s.g[SG_CONNECT_BUCKET + 0], 2);
+	assert_int_equal(s.g[SG_CONNECT_BUCKET + 3], 1);
+	assert_int_equal(s.g[SG_CONNECT_BUCKET + STATS_BUCKETS], 1);
+	assert_int_equal(s.g[SG_CONNECT_USEC], 20003900);
+	assert_int_equal(host(&s, "b")->c[SH_CONNECT_COUNT], 3);
+	assert_int_equal(host(&s, "b")->c[SH_CONNECT_USEC], 20003500);
+	stats_sum_free(&s);
 	stats_worker_gone(st, 401);
 	stats_worker_init(NULL, -1);
 	stats_free(st);
 }
 
-/* ------------------------------------------------------------------ */
-/* HTTP                                                                 */
-
-static char *
-answer(struct stats *st, const char *req, size_t *len)
-{
-	char *a = stats_http_answer(st, req, strlen(req), len);
-
-	assert_non_null(a);
-	assert_int_equal(strlen(a), *len);
-	return a;
-}
-
-static void
-test_http(void **state)
-{
-	static const char *const labels[] = { "a" };
-	struct fake_gen f;
-	struct stats *st = stats_new(1, 2);
-	size_t len;
-	char *a, *body;
-	unsigned long cl;
-
-	(void)state;
-	fake_gen(&f, labels, 1);
-	stats_generation(st, &f.g);
-
-	a = answer(st, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &len);
-	assert_true(starts(a, "HTTP/1.1 200 OK\r\n"));
-	assert_non_null(strstr(a,
-	    "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
-	assert_non_null(strstr(a, "\r\nConnection: close\r\n"));
-	assert_int_equal(sscanf(strstr(a, "Content-Length: "), "Content-Length: %lu", &cl), 1);
-	body = strstr(a, "\r\n\r\n") + 4;
-	assert_int_equal(strlen(body), cl);
-	assert_true(starts(body, "# HELP tlsfront_"));
-	free(a);
-
-	a = answer(st, "GET /metrics?name[]=x HTTP/1.0\n\n", &len);
-	assert_true(starts(a, "HTTP/1.1 200 OK\r\n"));
-	free(a);
-
-	a = answer(st, "HEAD /metrics HTTP/1.1\r\n\r\n", &len);
-	assert_true(starts(a, "HTTP/1.1 200 OK\r\n"));
-	assert_true(strstr(a, "\r\n\r\n")[4] == '\0');	/* no body */
-	free(a);
-
-	a = answer(st, "GET / HTTP/1.1\r\n\r\n", &len);
-	assert_true(starts(a, "HTTP/1.1 404 Not Found\r\n"));
-	free(a);
-	a = answer(st, "GET /metricsx HTTP/1.1\r\n\r\n", &len);
-	assert_true(starts(a, "HTTP/1.1 404 Not Found\r\n"));
-	free(a);
-	a = answer(st, "POST /metrics HTTP/1.1\r\n\r\n", &len);
-	assert_true(starts(a, "HTTP/1.1 405 Method Not Allowed\r\n"));
-	assert_non_null(strstr(a, "\r\nAllow: GET, HEAD\r\n"));
-	free(a);
-	a = answer(st, "\x16\x03\x01\x02\x00\x01", &len);	/* TLS, not HTTP */
-	assert_true(starts(a, "HTTP/1.1 400 Bad Request\r\n"));
-	free(a);
-	a = answer(st, "GET /metrics\r\n\r\n", &len);	/* HTTP/0.9 */
-	assert_true(starts(a, "HTTP/1.1 400 Bad Request\r\n"));
-	free(a);
-	a = answer(st, "", &len);
-	assert_true(starts(a, "HTTP/1.1 400 Bad Request\r\n"));
-	free(a);
-	stats_free(st);
-}
-
-/* Hosts left out by host_errors = skip: counted, no certificate gauge. */
+/* Hosts left out by host_errors = skip: counted, not in use. */
 static void
 test_skipped(void **state)
 {
 	static const char *const labels[] = { "good", "broken" };
 	struct fake_gen f;
 	struct stats *st = stats_new(1, 4);
-	char *t;
+	struct stats_sum s;
 
 	(void)state;
 	fake_gen(&f, labels, 2);
 	f.h[1].skipped = 1;
 	f.g.n_skipped = 1;
 	stats_generation(st, &f.g);
-	t = render(st);
-	assert_true(value(t, "tlsfront_hosts") == 1);
-	assert_true(value(t, "tlsfront_hosts_skipped") == 1);
-	assert_true(value(t,
-	    "tlsfront_certificate_not_after_timestamp_seconds{host=\"good\"}") > 0);
-	assert_null(strstr(t, "host=\"broken\""));
-	free(t);
+	sum(st, &s);
+	assert_int_equal(s.hosts_served, 1);
+	assert_int_equal(s.hosts_skipped, 1);
+	assert_true(host(&s, "good")->in_use);
+	assert_false(has_host(&s, "broken"));	/* nothing counted under it yet */
+	stats_sum_free(&s);
 	stats_free(st);
 }
 
@@ -489,10 +314,9 @@ test_skipped(void **state)
 static void
 test_null(void **state)
 {
-	struct addr off;
+	struct stats_sum s;
 
 	(void)state;
-	memset(&off, 0, sizeof(off));
 	assert_int_equal(stats_block_take(NULL), -1);
 	stats_block_bind(NULL, -1, 1);
 	stats_worker_init(NULL, -1);
@@ -500,8 +324,8 @@ test_null(void **state)
 	stats_reload_done(NULL, 1);
 	stats_worker_restart(NULL);
 	assert_int_equal(stats_generation(NULL, NULL), 0);
-	assert_int_equal(stats_listen(NULL, &off), 0);
-	assert_null(stats_render(NULL, NULL));
+	assert_int_equal(stats_sum(NULL, &s), -1);
+	stats_sum_free(&s);
 	stats_add(SG_ACCEPTED, 1);
 	stats_host_add(5, SH_OPENED, 1);
 	stats_free(NULL);
@@ -511,12 +335,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_sum_and_retire),
 		cmocka_unit_test(test_blocks_run_out),
 		cmocka_unit_test(test_overflow),
-		cmocka_unit_test(test_format),
-		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_connect_time),
 		cmocka_unit_test(test_skipped),
 		cmocka_unit_test(test_null),
 	};

@@ -20,7 +20,11 @@
  * of ours and LINE within it; the error count matches the messages; and a
  * configuration without errors is complete and within every bound the key
  * table states (hosts with cert, key, backend and listeners, labels and
- * names in normal form, timeouts and numbers in range, values trimmed).
+ * names in normal form, timeouts and numbers in range, values trimmed,
+ * client_allow parsed entry for entry).
+ *
+ * The loader is config.c with config_read.c, config_value.c and
+ * config_keys.c (Makefile.am lists them).
  */
 #include <ctype.h>
 #include <dlfcn.h>
@@ -35,8 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/ssl.h>	/* TLS1_x_VERSION */
-
+#include "clientauth.h"
 #include "config.h"
 #include "diag.h"
 #include "sni.h"
@@ -238,8 +241,12 @@ check_good(const struct config *c)
 					break;
 			CHECK(k < h->alpn.n && h->alpn_backends[j].addr.len > 0);
 		}
-		CHECK(h->protocols.min >= TLS1_VERSION && h->protocols.min <= h->protocols.max &&
-		    h->protocols.max <= TLS1_3_VERSION);
+		CHECK(h->protocols.min >= CONFIG_TLS1_VERSION &&
+		    h->protocols.min <= h->protocols.max &&
+		    h->protocols.max <= CONFIG_TLS1_3_VERSION);
+		/* client_allow parsed once, entry for entry */
+		CHECK(h->client_allow_list == NULL ? h->client_allow.n == 0 :
+		    h->client_allow_list->n_entries == h->client_allow.n);
 		check_trimmed(h->ciphers);
 		check_trimmed(h->ciphersuites);
 		check_trimmed(h->groups);

@@ -1,20 +1,20 @@
 #!/bin/sh
-# fuzz/run.sh [-j JOBS] [SECONDS]: build every libFuzzer target with clang
+# tests/fuzz/run.sh [-j JOBS] [SECONDS]: build every libFuzzer target with clang
 # out of tree (a temporary directory), then run each for SECONDS (default
-# 60) on its corpus, fuzz/corpus/<name without fuzz_>/, JOBS targets at a
+# 60) on its corpus, tests/fuzz/corpus/<name without fuzz_>/, JOBS targets at a
 # time (default 1). New inputs go to a scratch copy of the corpus, so the
 # seeds in git stay as they are; a crash's reproducer is copied to
-# fuzz/crashes/<name>/.
+# tests/fuzz/crashes/<name>/.
 #
-# fuzz/run.sh replay: build, then run each target once over every input of
-# fuzz/corpus/<name>/ and fuzz/crashes/<name>/ (no fuzzing): the regression
+# tests/fuzz/run.sh replay: build, then run each target once over every input of
+# tests/fuzz/corpus/<name>/ and tests/fuzz/crashes/<name>/ (no fuzzing): the regression
 # check for bugs found before.
 #
 # Prints one line per target. Exits 0 if all is well, 1 if a target
 # crashed (or failed a check, leaked, timed out), 2 on a usage error, 3 if
 # the build failed.
 #
-#   CC=clang-16 fuzz/run.sh 300     another clang
+#   CC=clang-16 tests/fuzz/run.sh 300     another clang
 #   KEEP=1                          keep the work directory (logs, new inputs)
 #   BUILD=DIR                       build in DIR and keep it (configured once),
 #                                   so that several runs share one build
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
 done
 case $jobs in ''|*[!0-9]*|0) usage ;; esac
 
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
 command -v "$cc" >/dev/null || {
 	echo "$0: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2
@@ -67,7 +67,7 @@ if [ ! -f Makefile ]; then
 		exit 3
 	}
 fi
-all=$(cd "$src/fuzz" && ls fuzz_*.c | sed 's/\.c$//' | tr '\n' ' ')
+all=$(cd "$src/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//' | tr '\n' ' ')
 targets=
 for t in $all; do
 	case " ${TARGETS:-${all}} " in
@@ -76,7 +76,7 @@ for t in $all; do
 done
 [ -n "$targets" ] || { echo "$0: no target matches TARGETS=$TARGETS" >&2; exit 2; }
 progs=
-for t in $targets; do progs="$progs fuzz/$t"; done
+for t in $targets; do progs="$progs tests/fuzz/$t"; done
 # shellcheck disable=SC2086 # one word per program
 make -j"$(nproc 2>/dev/null || echo 2)" $progs >make.out 2>&1 || {
 	tail -30 make.out >&2
@@ -91,17 +91,17 @@ replay_one() {
 	name=${t#fuzz_}
 	log=$work/$t.replay.log
 	set --
-	for dir in "$src/fuzz/corpus/$name" "$src/fuzz/crashes/$name"; do
+	for dir in "$src/tests/fuzz/corpus/$name" "$src/tests/fuzz/crashes/$name"; do
 		for f in "$dir"/*; do
 			[ -f "$f" ] && set -- "$@" "$f"
 		done
 	done
 	if [ $# -eq 0 ]; then
-		echo "$t: no inputs in fuzz/corpus/$name or fuzz/crashes/$name"
+		echo "$t: no inputs in tests/fuzz/corpus/$name or tests/fuzz/crashes/$name"
 		return 0
 	fi
 	n=$#
-	if "$build/fuzz/$t" -timeout=25 "$@" >"$log" 2>&1; then
+	if "$build/tests/fuzz/$t" -timeout=25 "$@" >"$log" 2>&1; then
 		echo "$t: ok, $n inputs replayed"
 	else
 		tail -40 "$log" >&2
@@ -119,17 +119,17 @@ fuzz_one() {
 	art=$work/artifacts-$name
 	log=$work/$t.log
 	mkdir -p "$corpus" "$art"
-	if [ -d "$src/fuzz/corpus/$name" ]; then
-		cp "$src/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null || :
+	if [ -d "$src/tests/fuzz/corpus/$name" ]; then
+		cp "$src/tests/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null || :
 	fi
-	if "$build/fuzz/$t" -max_total_time="$secs" -timeout=25 -print_final_stats=1 \
+	if "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 -print_final_stats=1 \
 	    -artifact_prefix="$art/" "$corpus" >"$log" 2>&1; then
 		result=ok
 	else
 		result=CRASH
 		tail -40 "$log" >&2
-		mkdir -p "$src/fuzz/crashes/$name"
-		cp "$art"/* "$src/fuzz/crashes/$name/" 2>/dev/null || :
+		mkdir -p "$src/tests/fuzz/crashes/$name"
+		cp "$art"/* "$src/tests/fuzz/crashes/$name/" 2>/dev/null || :
 	fi
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	cov=$(sed -n 's/^#[0-9]*.* cov: \([0-9]*\).*/\1/p' "$log" | tail -1)
@@ -138,7 +138,7 @@ fuzz_one() {
 		echo "$line"
 		return 0
 	fi
-	echo "$line; reproducer in fuzz/crashes/$name/: $(cd "$art" && ls | tr '\n' ' ')"
+	echo "$line; reproducer in tests/fuzz/crashes/$name/: $(cd "$art" && ls | tr '\n' ' ')"
 	return 1
 }
 

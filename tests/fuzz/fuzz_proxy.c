@@ -1,8 +1,8 @@
 /*
  * fuzz_proxy.c: libFuzzer target for proxy_decode() (src/proxy.c).
  *
- * Built by `CC=clang ./configure --enable-fuzzing && make fuzz/fuzz_proxy`
- * with ASan and UBSan; run by fuzz/run.sh. For each input it checks:
+ * Built by `CC=clang ./configure --enable-fuzzing && make tests/fuzz/fuzz_proxy`
+ * with ASan and UBSan; run by tests/fuzz/run.sh. For each input it checks:
  *
  *  - the result is -1, 0, or a header length in PROXY_MIN_HEADER..
  *    PROXY_MAX_HEADER and never more than the input;
