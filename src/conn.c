@@ -24,7 +24,6 @@
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
-#include "worker.h"
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
 
@@ -34,12 +33,13 @@ static void
 conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct worker *w = c->w;
+	struct conn_set *s = c->set;
 
 	(void)fd;
 	(void)what;
 	free(c);
-	worker_conn_gone(w);
+	s->n--;
+	s->gone(s->arg);
 }
 
 static void
@@ -67,7 +67,7 @@ ms_since(const struct conn *c, const struct timeval *t)
 {
 	struct timeval now, d;
 
-	event_base_gettimeofday_cached(c->w->base, &now);
+	event_base_gettimeofday_cached(c->set->base, &now);
 	timersub(&now, t, &d);
 	return (unsigned long long)d.tv_sec * 1000 + (unsigned long long)d.tv_usec / 1000;
 }
@@ -120,7 +120,7 @@ log_access(struct conn *c, const char *reason)
 static size_t
 host_index(const struct conn *c)
 {
-	return (size_t)(c->tls.host - c->w->gen->hosts);
+	return (size_t)(c->tls.host - c->set->gen->hosts);
 }
 
 /*
@@ -182,7 +182,7 @@ count_close(const struct conn *c, const char *reason)
 void
 conn_close(struct conn *c, const char *reason)
 {
-	struct worker *w = c->w;
+	struct conn_set *s = c->set;
 
 	if (c->state == CONN_CLOSED)
 		return;
@@ -218,15 +218,13 @@ conn_close(struct conn *c, const char *reason)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		w->conns = c->next;
+		s->head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	/* Free the struct itself on the next loop turn, so that a second
 	 * conn_close() from the same callback chain finds state CLOSED. */
-	if (event_base_once(w->base, -1, EV_TIMEOUT, conn_free_cb, c, NULL) != 0) {
-		free(c);
-		worker_conn_gone(w);
-	}
+	if (event_base_once(s->base, -1, EV_TIMEOUT, conn_free_cb, c, NULL) != 0)
+		conn_free_cb(-1, 0, c);
 }
 
 /* ---- reasons ------------------------------------------------------------ */
@@ -473,7 +471,7 @@ dial_backend(struct conn *c)
 	bufferevent_setcb(c->client, NULL, NULL, NULL, c);
 	bufferevent_disable(c->client, EV_READ);
 	c->dial_us = stats_clock_us();
-	c->backend = backend_dial(c->w->base, c->backend_addr);
+	c->backend = backend_dial(c->set->base, c->backend_addr);
 	if (c->backend == NULL) {
 		snprintf(buf, sizeof(buf), "backend connect failed: %s", strerror(errno));
 		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
@@ -571,11 +569,11 @@ start_tls(struct conn *c)
 	SSL *ssl;
 
 	c->state = CONN_HANDSHAKE;
-	if ((ssl = tls_ssl_new(c->w->gen->tls, &c->tls)) == NULL) {
+	if ((ssl = tls_ssl_new(c->set->gen->tls, &c->tls)) == NULL) {
 		conn_close(c, "out of memory");
 		return;
 	}
-	c->client = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl,
+	c->client = bufferevent_openssl_socket_new(c->set->base, c->fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->client == NULL) {	/* libevent freed the SSL; the fd is still ours */
 		ERR_clear_error();
@@ -651,9 +649,9 @@ on_proxy_readable(evutil_socket_t fd, short what, void *arg)
 
 /* Must this peer start with a PROXY header? */
 static int
-must_send_proxy(const struct worker *w, const struct sockaddr *sa)
+must_send_proxy(const struct conn_set *s, const struct sockaddr *sa)
 {
-	const struct cidr_list *cl = &w->gen->cfg->g.accept_proxy;
+	const struct cidr_list *cl = &s->gen->cfg->g.accept_proxy;
 
 	for (size_t i = 0; i < cl->n; i++)
 		if (cidr_match(&cl->v[i], sa))
@@ -662,7 +660,7 @@ must_send_proxy(const struct worker *w, const struct sockaddr *sa)
 }
 
 void
-conn_accept(struct worker *w, const struct listener *l, int fd,
+conn_accept(struct conn_set *s, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c = NULL;
@@ -672,10 +670,10 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto err;
-	c->w = w;
+	c->set = s;
 	c->fd = fd;
 	c->tls.listener = l;
-	c->tls.worker = w->tls;
+	c->tls.worker = s->tls;
 	if (salen > sizeof(c->peer))
 		salen = sizeof(c->peer);
 	memcpy(&c->peer, sa, salen);
@@ -683,21 +681,21 @@ conn_accept(struct worker *w, const struct listener *l, int fd,
 	c->local_len = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) != 0)
 		c->local_len = 0;
-	event_base_gettimeofday_cached(w->base, &c->start);
-	if ((c->timer = evtimer_new(w->base, conn_timer_cb, c)) == NULL)
+	event_base_gettimeofday_cached(s->base, &c->start);
+	if ((c->timer = evtimer_new(s->base, conn_timer_cb, c)) == NULL)
 		goto err;
 
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->n_conns++;
+	c->next = s->head;
+	if (s->head)
+		s->head->prev = c;
+	s->head = c;
+	s->n++;
 	stats_add(SG_ACCEPTED, 1);
 	/* the handshake deadline covers a PROXY header too */
 	conn_arm_timer(c, l->handshake_timeout_ms);
-	if (must_send_proxy(w, sa)) {
+	if (must_send_proxy(s, sa)) {
 		c->state = CONN_PROXY;
-		c->ev_proxy = event_new(w->base, fd, EV_READ | EV_PERSIST, on_proxy_readable, c);
+		c->ev_proxy = event_new(s->base, fd, EV_READ | EV_PERSIST, on_proxy_readable, c);
 		if (c->ev_proxy == NULL || event_add(c->ev_proxy, NULL) != 0)
 			conn_close(c, "out of memory");
 		return;

@@ -20,12 +20,30 @@
 #include "relay.h"
 #include "tls.h"
 
-struct worker;
+struct event_base;
+struct tls_worker;
+
+/*
+ * The connections of one event loop (a worker's), and what they take from
+ * it. The owner fills base, gen, tls, gone and arg before the first
+ * conn_accept and keeps them until the last connection is gone; conn.c
+ * keeps head and n. gone(arg) runs after a connection was freed, with n
+ * already down: the owner may end its loop when n is 0.
+ */
+struct conn_set {
+	struct event_base *base;
+	const struct generation *gen;	/* read-only */
+	struct tls_worker *tls;		/* the loop's per-host TLS state (tls.h) */
+	void (*gone)(void *arg);
+	void *arg;
+	struct conn *head;		/* doubly linked: for drain and shutdown */
+	size_t n;
+};
 
 enum conn_state { CONN_PROXY, CONN_HANDSHAKE, CONN_CONNECTING, CONN_RELAYING, CONN_CLOSED };
 
 struct conn {
-	struct worker *w;
+	struct conn_set *set;
 	struct conn *prev, *next;
 	enum conn_state state;
 	struct bufferevent *client;	/* TLS; owns the SSL and the client fd */
@@ -53,7 +71,7 @@ struct conn {
  * any failure the fd is closed and the reason logged; nothing is returned
  * because the connection owns itself from here on.
  */
-void conn_accept(struct worker *w, const struct listener *l, int fd,
+void conn_accept(struct conn_set *s, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen);
 
 /*

@@ -29,24 +29,6 @@ static const uint64_t secure_options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPR
 /* No SSL_OP_CIPHER_SERVER_PREFERENCE: with only strong suites, Mozilla lets the
  * client choose (it knows whether it has AES hardware). */
 
-const char *
-tls_error_string(char *buf, size_t n)
-{
-	unsigned long e, last = 0;
-
-	while ((e = ERR_get_error()) != 0)
-		last = e;	/* the last one is usually the most specific */
-	if (last == 0)
-		snprintf(buf, n, "unknown error");
-	else
-		ERR_error_string_n(last, buf, n);
-	/* "error:0A000086:SSL routines::certificate verify failed": keep the reason */
-	const char *r = strstr(buf, "::");
-	if (r != NULL)
-		memmove(buf, r + 2, strlen(r + 2) + 1);
-	return buf;
-}
-
 static SSL_CTX *
 ctx_new_common(void)
 {

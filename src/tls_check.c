@@ -3,7 +3,8 @@
  * load: its names and expiry, the order and completeness of its chain, the
  * `names` it fails to cover, whether the key belongs to it. Each problem
  * goes to the diag list at the line of the key concerned; nothing here
- * keeps state.
+ * keeps state. Also the text of OpenSSL's error queue, for every module's
+ * messages (tls_error_string, tls.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,24 @@
 #include "tls_int.h"
 
 #define EXPIRY_WARN_DAYS 14
+
+const char *
+tls_error_string(char *buf, size_t n)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;	/* the last one is usually the most specific */
+	if (last == 0)
+		snprintf(buf, n, "unknown error");
+	else
+		ERR_error_string_n(last, buf, n);
+	/* "error:0A000086:SSL routines::certificate verify failed": keep the reason */
+	const char *r = strstr(buf, "::");
+	if (r != NULL)
+		memmove(buf, r + 2, strlen(r + 2) + 1);
+	return buf;
+}
 
 time_t
 tls_cert_not_after(const X509 *leaf)

@@ -26,7 +26,7 @@ accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
 		close(fd);
 		return;
 	}
-	if (w->max_conns > 0 && w->n_conns >= w->max_conns) {
+	if (w->max_conns > 0 && w->cs.n >= w->max_conns) {
 		time_t now = time(NULL);
 		close(fd);	/* at once: a client waiting in a queue is worse off */
 		w->refused++;
@@ -38,7 +38,7 @@ accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
 		}
 		return;
 	}
-	conn_accept(w, wl->l, fd, sa, (socklen_t)salen);
+	conn_accept(&w->cs, wl->l, fd, sa, (socklen_t)salen);
 }
 
 /* Out of fds (or another accept error): stop accepting for a while rather
@@ -89,9 +89,9 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_info("shutdown_timeout reached; closing %zu connections", w->n_conns);
-	while (w->conns != NULL)
-		conn_close(w->conns, "shutdown timeout");
+	log_info("shutdown_timeout reached; closing %zu connections", w->cs.n);
+	while (w->cs.head != NULL)
+		conn_close(w->cs.head, "shutdown timeout");
 }
 
 static void
@@ -99,20 +99,20 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct timeval tv;
-	unsigned ms = w->gen->cfg->g.shutdown_timeout_ms;
+	unsigned ms = w->cs.gen->cfg->g.shutdown_timeout_ms;
 
 	(void)what;
 	if (w->draining)
 		return;
 	w->draining = 1;
-	log_info("signal %d: draining %zu connections (up to %u ms)", (int)sig, w->n_conns, ms);
+	log_info("signal %d: draining %zu connections (up to %u ms)", (int)sig, w->cs.n, ms);
 	for (size_t i = 0; i < w->n_lns; i++) {
 		if (w->lns[i].ev)
 			evconnlistener_free(w->lns[i].ev);
 		w->lns[i].ev = NULL;
 	}
-	if (w->n_conns == 0) {
-		event_base_loopexit(w->base, NULL);
+	if (w->cs.n == 0) {
+		event_base_loopexit(w->cs.base, NULL);
 		return;
 	}
 	tv.tv_sec = ms / 1000;
@@ -120,12 +120,14 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(w->ev_drain, &tv);
 }
 
-void
-worker_conn_gone(struct worker *w)
+/* conn.c freed a connection (w->cs.n is down already) */
+static void
+conn_gone_cb(void *arg)
 {
-	w->n_conns--;
-	if (w->draining && w->n_conns == 0)
-		event_base_loopexit(w->base, NULL);
+	struct worker *w = arg;
+
+	if (w->draining && w->cs.n == 0)
+		event_base_loopexit(w->cs.base, NULL);
 }
 
 
@@ -137,23 +139,25 @@ worker_run(const struct generation *g, int slot, const int *fds)
 	int rc = 1;
 
 	memset(&w, 0, sizeof(w));
-	w.gen = g;
+	w.cs.gen = g;
+	w.cs.gone = conn_gone_cb;
+	w.cs.arg = &w;
 	w.slot = slot;
-	if ((w.tls = tls_worker_new(g)) == NULL)
+	if ((w.cs.tls = tls_worker_new(g)) == NULL)
 		goto out;
 	if (g->cfg->g.max_connections > 0)
 		w.max_conns = (size_t)((g->cfg->g.max_connections + g->cfg->g.workers - 1) /
 		    g->cfg->g.workers);
 	signal(SIGHUP, SIG_IGN);	/* reloads are the main process's business */
-	if ((w.base = event_base_new()) == NULL)
+	if ((w.cs.base = event_base_new()) == NULL)
 		goto out;
 	w.n_lns = g->n_listeners;
 	if ((w.lns = calloc(w.n_lns, sizeof(*w.lns))) == NULL)
 		goto out;
-	w.ev_term = evsignal_new(w.base, SIGTERM, stop_cb, &w);
-	w.ev_int = evsignal_new(w.base, SIGINT, stop_cb, &w);
-	w.ev_drain = evtimer_new(w.base, drain_timeout_cb, &w);
-	w.ev_retry = evtimer_new(w.base, retry_cb, &w);
+	w.ev_term = evsignal_new(w.cs.base, SIGTERM, stop_cb, &w);
+	w.ev_int = evsignal_new(w.cs.base, SIGINT, stop_cb, &w);
+	w.ev_drain = evtimer_new(w.cs.base, drain_timeout_cb, &w);
+	w.ev_retry = evtimer_new(w.cs.base, retry_cb, &w);
 	if (!w.ev_term || !w.ev_int || !w.ev_drain || !w.ev_retry ||
 	    evsignal_add(w.ev_term, NULL) || evsignal_add(w.ev_int, NULL))
 		goto out;
@@ -164,7 +168,7 @@ worker_run(const struct generation *g, int slot, const int *fds)
 		 * backlog (supervisor.c open_listener); libevent 2.1 would call
 		 * listen(fd, 128) again for -1 and cut the queue a burst of
 		 * connections (or a worker restart) relies on to 128. */
-		w.lns[i].ev = evconnlistener_new(w.base, accept_cb, &w.lns[i],
+		w.lns[i].ev = evconnlistener_new(w.cs.base, accept_cb, &w.lns[i],
 		    LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
 		if (w.lns[i].ev == NULL) {
 			log_error("cannot accept on %s", g->listeners[i].addr.text);
@@ -181,11 +185,11 @@ worker_run(const struct generation *g, int slot, const int *fds)
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 	log_debug("worker %d serving %zu listeners", slot, w.n_lns);
 
-	rc = event_base_dispatch(w.base) < 0 ? 1 : 0;
+	rc = event_base_dispatch(w.cs.base) < 0 ? 1 : 0;
 	log_debug("worker %d done", slot);
 out:
-	while (w.conns != NULL)
-		conn_close(w.conns, "worker exit");
+	while (w.cs.head != NULL)
+		conn_close(w.cs.head, "worker exit");
 	for (size_t i = 0; w.lns && i < w.n_lns; i++)
 		if (w.lns[i].ev)
 			evconnlistener_free(w.lns[i].ev);
@@ -198,9 +202,9 @@ out:
 		event_free(w.ev_drain);
 	if (w.ev_retry)
 		event_free(w.ev_retry);
-	if (w.base)
-		event_base_free(w.base);
+	if (w.cs.base)
+		event_base_free(w.cs.base);
 	/* after the last conn_close: each gave its host's count back */
-	tls_worker_free(w.tls);
+	tls_worker_free(w.cs.tls);
 	return rc;
 }

@@ -11,10 +11,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "conn.h"
 #include "gen.h"
-
-struct conn;
-struct tls_worker;
 
 struct worker_listener {
 	struct worker *w;
@@ -23,16 +21,14 @@ struct worker_listener {
 };
 
 struct worker {
-	struct event_base *base;
-	const struct generation *gen;	/* read-only, shared with the other workers */
-	struct tls_worker *tls;		/* owned: what this worker counts per host of
-					 * gen (tls.h), from start to exit */
+	/* its event loop, its generation (read-only, shared with the other
+	 * workers), its per-host TLS state (owned, tls.h: from start to exit)
+	 * and its connections, which conn.c keeps */
+	struct conn_set cs;
 	int slot;
 	struct worker_listener *lns;
 	size_t n_lns;
 	struct event *ev_term, *ev_int, *ev_drain, *ev_retry;
-	struct conn *conns;		/* doubly linked, for drain and shutdown */
-	size_t n_conns;
 	size_t max_conns;		/* this worker's share of max_connections; 0: none */
 	unsigned long long refused;	/* connections closed at once for max_connections */
 	time_t refused_logged;		/* when we last said so (once a second at most) */
@@ -47,8 +43,5 @@ struct worker {
  * copies). Returns the process exit code once drained after SIGTERM/SIGINT.
  */
 int worker_run(const struct generation *g, int slot, const int *fds);
-
-/* Called by conn.c when a connection is gone (it was unlinked already). */
-void worker_conn_gone(struct worker *w);
 
 #endif
