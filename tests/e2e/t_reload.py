@@ -178,6 +178,8 @@ def main():
         try:
             socket.create_connection(("127.0.0.1", port2), timeout=2).close()
             return False
+        except ConnectionResetError:
+            return False	# queued on a socket that closed meanwhile: try again
         except ConnectionRefusedError:
             return True
     wait_for(refused, 30, "the removed listener to close")
