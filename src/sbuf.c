@@ -31,6 +31,9 @@ sb_printf(struct sbuf *b, const char *fmt, ...)
 			cap *= 2;
 		char *p = realloc(b->p, cap);
 		if (p == NULL) {
+			/* the cut vsnprintf above wrote past len */
+			if (b->p != NULL)
+				b->p[b->len] = '\0';
 			b->oom = 1;
 			return;
 		}

@@ -1,5 +1,6 @@
 /* sockset.c: see sockset.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ sockset_build(struct sockset *out, struct sockset *old, const struct generation 
 		if ((l->fds = malloc((size_t)nslots * sizeof(int))) == NULL)
 			goto err;
 		for (int s = 0; s < nslots; s++) {
-			l->fds[s] = prev && s < prev->n ? dup(prev->fds[s]) :
+			l->fds[s] = prev && s < prev->n ? fcntl(prev->fds[s], F_DUPFD_CLOEXEC, 0) :
 			    open_listener(&l->addr, 0);
 			if (l->fds[s] < 0) {
 				log_error("cannot listen on %s: %s", l->addr.text, strerror(errno));
