@@ -39,8 +39,10 @@ struct worker {
 
 /*
  * Run worker `slot` of generation g on the listening sockets fds[i] (one per
- * g->listeners[i], already bound and listening; the worker closes its
- * copies). Returns the process exit code once drained after SIGTERM/SIGINT.
+ * g->listeners[i], already bound, listening and non-blocking, as sockset.c
+ * makes them: the accept loop takes connections until EAGAIN; the worker
+ * closes its copies). SIGTERM, SIGINT, SIGHUP and SIGCHLD must be blocked on
+ * entry. Returns the process exit code once drained after SIGTERM/SIGINT.
  */
 int worker_run(const struct generation *g, int slot, const int *fds);
 

@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,6 +31,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -42,21 +42,6 @@ struct fixture {
 	int err;		/* errno at that call */
 	int guard_fired;
 };
-
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the directory's own */
-}
 
 static void
 guard_cb(evutil_socket_t fd, short what, void *arg)
@@ -85,8 +70,7 @@ setup(void **state)
 	struct timeval ten = { 10, 0 };
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_backend.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_backend"), 0);
 	assert_non_null(f->base = event_base_new());
 	assert_non_null(f->guard = evtimer_new(f->base, guard_cb, f));
 	assert_int_equal(evtimer_add(f->guard, &ten), 0);
@@ -98,13 +82,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char path[128];
 
 	event_free(f->guard);
 	event_base_free(f->base);
-	snprintf(path, sizeof(path), "%s/s", f->dir);
-	unlink(path);
-	rmdir(f->dir);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -267,12 +248,12 @@ test_tcp_refused(void **state)
 	int fds;
 
 	close(tcp_listener(&a));	/* a port that was free a moment ago */
-	fds = count_fds();
+	fds = unit_count_fds();
 	bev = backend_dial(f->base, &a);
 	if (bev == NULL) {
 		/* the kernel may refuse at once: then nothing is left open */
 		assert_int_equal(errno, ECONNREFUSED);
-		assert_int_equal(count_fds(), fds);
+		assert_int_equal(unit_count_fds(), fds);
 		return;
 	}
 	wait_event(f, bev);
@@ -280,7 +261,7 @@ test_tcp_refused(void **state)
 	assert_false(f->what & BEV_EVENT_CONNECTED);
 	assert_int_equal(f->err, ECONNREFUSED);
 	free_bev(f, bev);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 }
 
 /* A unix connect fails at once: NULL, errno set, no descriptor left. */
@@ -294,19 +275,19 @@ test_unix_fails_at_once(void **state)
 
 	snprintf(text, sizeof(text), "unix:%s/missing", f->dir);
 	a = parse(text);
-	fds = count_fds();
+	fds = unit_count_fds();
 	errno = 0;
 	assert_null(backend_dial(f->base, &a));
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 
 	/* bound but not listening: refused */
 	fd = unix_socket(f, &a, 0);
-	fds = count_fds();
+	fds = unit_count_fds();
 	errno = 0;
 	assert_null(backend_dial(f->base, &a));
 	assert_int_equal(errno, ECONNREFUSED);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 	close(fd);
 }
 

@@ -15,9 +15,6 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -31,6 +28,7 @@
 #include "config_value.h"
 #include "diag.h"
 #include "log.h"
+#include "unit_util.h"
 
 /*
  * getaddrinfo, counted: this definition comes before the C library's at
@@ -56,20 +54,11 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 /* fixture                                                              */
 
 struct ctx {
-	char dir[PATH_MAX];
+	char dir[64];
 	char main[PATH_MAX];
 	struct diag d;
 	struct config *c;
 };
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -79,8 +68,7 @@ setup(void **state)
 
 	if (x == NULL)
 		return -1;
-	strcpy(x->dir, "/tmp/tlsfront-test-config-XXXXXX");
-	if (mkdtemp(x->dir) == NULL) {
+	if (unit_tmpdir(x->dir, sizeof(x->dir), "test_config") != 0) {
 		free(x);
 		return -1;
 	}
@@ -100,52 +88,15 @@ teardown(void **state)
 
 	config_free(x->c);
 	diag_free(&x->d);
-	(void)nftw(x->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(x->dir);
 	free(x);
 	return 0;
-}
-
-/* "DIR/rel" in one of a few rotating buffers */
-static const char *
-P(const struct ctx *x, const char *rel)
-{
-	static char buf[8][PATH_MAX + 64];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", x->dir, rel);
-	return buf[i];
-}
-
-static void
-put_bytes(const struct ctx *x, const char *rel, const char *data, size_t len)
-{
-	const char *path = P(x, rel);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
-
-static void
-put(const struct ctx *x, const char *rel, const char *text)
-{
-	put_bytes(x, rel, text, strlen(text));
-}
-
-static void
-dump(const struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		print_message("    diag: %s\n", d->msgs[i]);
 }
 
 static struct config *
 load(struct ctx *x, const char *text)
 {
-	put(x, "main.ini", text);
+	unit_put(x->dir, "main.ini", text);
 	x->c = config_load(x->main, &x->d);
 	return x->c;
 }
@@ -157,7 +108,7 @@ load_ok(struct ctx *x, const char *text, int line)
 	struct config *c = load(x, text);
 
 	if (c == NULL || x->d.n != 0) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("line %d: config_load failed (%zu messages)", line, x->d.n);
 	}
 	return c;
@@ -170,7 +121,7 @@ load_fails(struct ctx *x, const char *text, int line)
 	struct config *c = load(x, text);
 
 	if (c != NULL || x->d.n_errors == 0) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("line %d: config_load accepted a bad config", line);
 	}
 }
@@ -187,7 +138,7 @@ expect_at(const struct ctx *x, const char *rel, int ln, const char *msg, int lin
 	else
 		snprintf(needle, sizeof(needle), "%s/%s: %s", x->dir, rel, msg);
 	if (!diag_has(&x->d, needle)) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("line %d: no diagnostic '%s'", line, needle);
 	}
 }
@@ -197,7 +148,7 @@ static void
 expect_errors(const struct ctx *x, size_t n, int line)
 {
 	if (x->d.n_errors != n) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("line %d: %zu errors, expected %zu", line, x->d.n_errors, n);
 	}
 }
@@ -207,7 +158,7 @@ static void
 expect_not(const struct ctx *x, const char *s, int line)
 {
 	if (diag_has(&x->d, s)) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("line %d: unexpected diagnostic containing '%s'", line, s);
 	}
 }
@@ -256,8 +207,8 @@ test_minimal_and_builtin_defaults(void **state)
 	assert_string_equal(h->label, "a");
 	assert_string_equal(h->at.file, x->main);
 	assert_int_equal(h->at.line, 4);
-	assert_string_equal(h->cert, P(x, "a.pem"));
-	assert_string_equal(h->key, P(x, "a.key"));
+	assert_string_equal(h->cert, unit_path(x->dir, "a.pem"));
+	assert_string_equal(h->key, unit_path(x->dir, "a.key"));
 	assert_string_equal(h->backend.text, "127.0.0.1:9000");
 	assert_int_equal(h->loc[K_CERT].line, 5);
 	assert_int_equal(h->loc[K_KEY].line, 6);
@@ -288,7 +239,7 @@ test_minimal_and_builtin_defaults(void **state)
 	/* [global] */
 	assert_int_equal(c->g.listen.n, 1);
 	assert_string_equal(c->g.listen.v[0].text, "127.0.0.1:8443");
-	assert_string_equal(c->g.hosts, P(x, "hosts.d/*.ini"));
+	assert_string_equal(c->g.hosts, unit_path(x->dir, "hosts.d/*.ini"));
 	assert_int_equal(c->g.log_dest, LOG_DEST_STDERR);
 	assert_int_equal(c->g.log_level, LOG_LVL_INFO);
 	assert_int_equal(c->g.shutdown_timeout_ms, 30000);
@@ -491,8 +442,8 @@ test_defaults_inheritance_and_override(void **state)
 	a = host(c, "a");
 	b = host(c, "b");
 
-	assert_string_equal(a->cert, P(x, "certs/default.pem"));
-	assert_string_equal(a->key, P(x, "certs/default.key"));
+	assert_string_equal(a->cert, unit_path(x->dir, "certs/default.pem"));
+	assert_string_equal(a->key, unit_path(x->dir, "certs/default.key"));
 	assert_string_equal(a->backend.text, "127.0.0.1:9000");
 	assert_int_equal(a->protocols.min, CONFIG_TLS1_3_VERSION);
 	assert_int_equal(a->protocols.max, CONFIG_TLS1_3_VERSION);
@@ -505,8 +456,8 @@ test_defaults_inheritance_and_override(void **state)
 	assert_int_equal(a->loc[K_ALPN].line, 10);
 	assert_int_equal(a->handshake_timeout_ms, 10000);	/* built in */
 
-	assert_string_equal(b->cert, P(x, "b.pem"));
-	assert_string_equal(b->key, P(x, "certs/default.key"));
+	assert_string_equal(b->cert, unit_path(x->dir, "b.pem"));
+	assert_string_equal(b->key, unit_path(x->dir, "certs/default.key"));
 	assert_string_equal(b->backend.text, "unix:/run/b.sock");
 	assert_int_equal(b->protocols.min, CONFIG_TLS1_2_VERSION);
 	assert_int_equal(b->protocols.max, CONFIG_TLS1_2_VERSION);
@@ -550,17 +501,17 @@ test_host_files_and_relative_paths(void **state)
 
 	snprintf(sub, sizeof(sub), "%s/hosts.d/notes", x->dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
-	put(x, "hosts.d/b.ini",
+	unit_put(x->dir, "hosts.d/b.ini",
 	    "; host b\n"			/* 1 */
 	    "[host b]\n"			/* 2 */
 	    "cert = b.pem\n"			/* 3 */
 	    "key = /etc/ssl/b.key\n"		/* 4 */
 	    "backend = 127.0.0.1:9002\n");	/* 5 */
-	put(x, "hosts.d/a.ini",
+	unit_put(x->dir, "hosts.d/a.ini",
 	    "[host a]\n"			/* 1 */
 	    "key = keys/a.key\n"		/* 2 */
 	    "backend = 127.0.0.1:9001\n");	/* 3 */
-	put(x, "hosts.d/readme.txt", "this is not ini\n");
+	unit_put(x->dir, "hosts.d/readme.txt", "this is not ini\n");
 	c = LOAD_OK(x, GLOBAL3
 	    "[defaults]\n"			/* 4 */
 	    "cert = certs/d.pem\n");		/* 5 */
@@ -570,20 +521,20 @@ test_host_files_and_relative_paths(void **state)
 	/* host files are read in sorted order */
 	assert_string_equal(a->label, "a");
 	assert_string_equal(b->label, "b");
-	assert_string_equal(a->at.file, P(x, "hosts.d/a.ini"));
+	assert_string_equal(a->at.file, unit_path(x->dir, "hosts.d/a.ini"));
 	assert_int_equal(a->at.line, 1);
-	assert_string_equal(b->at.file, P(x, "hosts.d/b.ini"));
+	assert_string_equal(b->at.file, unit_path(x->dir, "hosts.d/b.ini"));
 	assert_int_equal(b->at.line, 2);
 
 	/* relative to the file the value was written in */
-	assert_string_equal(a->cert, P(x, "certs/d.pem"));
+	assert_string_equal(a->cert, unit_path(x->dir, "certs/d.pem"));
 	assert_string_equal(a->loc[K_CERT].file, x->main);
 	assert_int_equal(a->loc[K_CERT].line, 5);
-	assert_string_equal(a->key, P(x, "hosts.d/keys/a.key"));
-	assert_string_equal(a->loc[K_KEY].file, P(x, "hosts.d/a.ini"));
-	assert_string_equal(b->cert, P(x, "hosts.d/b.pem"));
+	assert_string_equal(a->key, unit_path(x->dir, "hosts.d/keys/a.key"));
+	assert_string_equal(a->loc[K_KEY].file, unit_path(x->dir, "hosts.d/a.ini"));
+	assert_string_equal(b->cert, unit_path(x->dir, "hosts.d/b.pem"));
 	assert_string_equal(b->key, "/etc/ssl/b.key");
-	assert_string_equal(c->g.hosts, P(x, "hosts.d/*.ini"));
+	assert_string_equal(c->g.hosts, unit_path(x->dir, "hosts.d/*.ini"));
 }
 
 /* Regression (was a bug): config.c resolve_path() leaves paths relative when the main file was
@@ -602,13 +553,13 @@ test_relative_main_file_gives_absolute_paths(void **state)
 	const char *cert, *glob;
 	int ok;
 
-	put(x, "main.ini", GLOBAL3 HOST4("a"));
+	unit_put(x->dir, "main.ini", GLOBAL3 HOST4("a"));
 	assert_non_null(getcwd(old, sizeof(old)));
 	assert_int_equal(chdir(x->dir), 0);
 	c = config_load("main.ini", &x->d);
 	assert_int_equal(chdir(old), 0);
 	if (c == NULL) {
-		dump(&x->d);
+		unit_print_diag(&x->d);
 		fail_msg("config_load failed");
 	}
 	x->c = c;
@@ -733,7 +684,7 @@ test_names_300_on_30_lines(void **state)
 		text[off++] = '\n';
 	}
 	text[off] = '\0';
-	put(x, "hosts.d/many.ini", text);
+	unit_put(x->dir, "hosts.d/many.ini", text);
 	free(text);
 	c = LOAD_OK(x, GLOBAL3);
 	h = host(c, "many");
@@ -742,7 +693,7 @@ test_names_300_on_30_lines(void **state)
 		snprintf(name, sizeof(name), "n%d.many.test", i);
 		assert_string_equal(h->names.v[i], name);
 	}
-	assert_string_equal(h->loc[K_NAMES].file, P(x, "hosts.d/many.ini"));
+	assert_string_equal(h->loc[K_NAMES].file, unit_path(x->dir, "hosts.d/many.ini"));
 	assert_int_equal(h->loc[K_NAMES].line, 5);
 }
 
@@ -791,7 +742,7 @@ test_value_text(void **state)
 	TEXT(h, K_CIPHERS, "A:B:C");
 	TEXT(h, K_NAMES, "a.test b.test c.test");
 	TEXT(h, K_BACKEND, "127.0.0.1:9000");
-	TEXT(h, K_CERT, P(x, "a.pem"));
+	TEXT(h, K_CERT, unit_path(x->dir, "a.pem"));
 #undef TEXT
 	/* not set, no default */
 	assert_int_equal(config_value_text(c, h, K_CLIENT_CA, buf, sizeof(buf)), -1);
@@ -935,7 +886,7 @@ test_crlf_accepted(void **state)
 	    "alpn = h2\r\n");
 	h = &c->hosts[0];
 	assert_string_equal(h->label, "a");
-	assert_string_equal(h->cert, P(x, "a.pem"));
+	assert_string_equal(h->cert, unit_path(x->dir, "a.pem"));
 	assert_string_equal(h->names.v[0], "a.example.com");
 	assert_string_equal(h->alpn.v[0], "h2");
 	assert_int_equal(c->g.log_level, LOG_LVL_WARN);
@@ -959,7 +910,7 @@ test_indented_keys_are_keys(void **state)
 	    "  backend = 127.0.0.1:9000\n");
 	assert_int_equal(c->g.log_level, LOG_LVL_DEBUG);
 	assert_int_equal(c->g.workers, 3);
-	assert_string_equal(c->g.hosts, P(x, "hosts.d/*.ini"));
+	assert_string_equal(c->g.hosts, unit_path(x->dir, "hosts.d/*.ini"));
 	assert_string_equal(c->hosts[0].backend.text, "127.0.0.1:9000");
 }
 
@@ -1002,7 +953,7 @@ test_preexisting_errors_do_not_fail_load(void **state)
 	struct ctx *x = *state;
 
 	diag_error(&x->d, "elsewhere", 1, "an earlier problem");
-	put(x, "main.ini", GLOBAL3 HOST4("a"));
+	unit_put(x->dir, "main.ini", GLOBAL3 HOST4("a"));
 	x->c = config_load(x->main, &x->d);
 	assert_non_null(x->c);
 	assert_int_equal(x->d.n_errors, 1);
@@ -1374,11 +1325,11 @@ test_errors_table(void **state)
 
 		for (int f = 0; f < 2 && b->files[f].name != NULL; f++) {
 			snprintf(rel, sizeof(rel), "hosts.d/%s", b->files[f].name);
-			put(x, rel, b->files[f].text);
+			unit_put(x->dir, rel, b->files[f].text);
 		}
 		if (load(x, b->main) != NULL || x->d.n_errors != b->errors ||
 		    x->d.n != b->errors) {
-			dump(&x->d);
+			unit_print_diag(&x->d);
 			fail_msg("case at line %d: %zu messages, %zu errors, expected %zu errors",
 			    b->at, x->d.n, x->d.n_errors, b->errors);
 		}
@@ -1390,17 +1341,17 @@ test_errors_table(void **state)
 				found = b->whole ? strcmp(x->d.msgs[m], text) == 0 :
 				    strstr(x->d.msgs[m], text) != NULL;
 			if (!found) {
-				dump(&x->d);
+				unit_print_diag(&x->d);
 				fail_msg("case at line %d: no message '%s'", b->at, text);
 			}
 		}
 		if (b->never != NULL && diag_has(&x->d, b->never)) {
-			dump(&x->d);
+			unit_print_diag(&x->d);
 			fail_msg("case at line %d: a message contains '%s'", b->at, b->never);
 		}
 		for (int f = 0; f < 2 && b->files[f].name != NULL; f++) {
 			snprintf(rel, sizeof(rel), "hosts.d/%s", b->files[f].name);
-			assert_int_equal(unlink(P(x, rel)), 0);
+			assert_int_equal(unlink(unit_path(x->dir, rel)), 0);
 		}
 		diag_free(&x->d);
 	}
@@ -1430,7 +1381,7 @@ test_err_names_bad_lines(void **state)
 	    "names = d.test\n"			/* 12 */
 	    HOST4("b")				/* 13..16 */
 	    "names = b.test\n", line);		/* 17 */
-	put(x, "main.ini", text);
+	unit_put(x->dir, "main.ini", text);
 	c = x->c = config_load_all(x->main, &x->d);
 	assert_non_null(c);
 	EXPECT_AT(x, "main.ini", 9, "names: 'b..test' is not a valid host name or *.wildcard");
@@ -1498,7 +1449,7 @@ test_err_long_line_in_host_file(void **state)
 	char text[1024];
 
 	snprintf(text, sizeof(text), HOST4("a") "; %0*d\n", 250, 0);
-	put(x, "hosts.d/a.ini", text);
+	unit_put(x->dir, "hosts.d/a.ini", text);
 	LOAD_FAILS(x, GLOBAL3);
 	EXPECT_AT(x, "hosts.d/a.ini", 5, "line is 252 bytes long");
 	EXPECT_ERRORS(x, 1);
@@ -1564,7 +1515,7 @@ test_err_nul_byte(void **state)
 	    "bogus = 1\n"			/* 5 */
 	    HOST4("a");
 
-	put_bytes(x, "main.ini", text, sizeof(text) - 1);
+	unit_write(unit_path(x->dir, "main.ini"), text, sizeof(text) - 1);
 	x->c = config_load(x->main, &x->d);
 	assert_null(x->c);
 	EXPECT_AT(x, "main.ini", 4, "NUL byte in line");
@@ -1579,7 +1530,7 @@ test_err_missing_main_file(void **state)
 {
 	struct ctx *x = *state;
 
-	assert_null(config_load(P(x, "nope.ini"), &x->d));
+	assert_null(config_load(unit_path(x->dir, "nope.ini"), &x->d));
 	EXPECT_AT(x, "nope.ini", 0, "cannot open");
 	/* nothing else: no complaints about defaults or missing hosts */
 	EXPECT_ERRORS(x, 1);
@@ -1610,7 +1561,7 @@ test_load_all_clean(void **state)
 {
 	struct ctx *x = *state;
 
-	put(x, "main.ini", GLOBAL3 HOST4("a") HOST4("b"));
+	unit_put(x->dir, "main.ini", GLOBAL3 HOST4("a") HOST4("b"));
 	x->c = config_load_all(x->main, &x->d);
 	assert_non_null(x->c);
 	EXPECT_ERRORS(x, 0);
@@ -1637,7 +1588,7 @@ test_load_all_keeps_going(void **state)
 	    HOST4("c");				/* 16..19: inherits the bad default */
 	const struct config *c;
 
-	put(x, "main.ini", text);
+	unit_put(x->dir, "main.ini", text);
 	x->c = config_load_all(x->main, &x->d);
 	c = x->c;
 	assert_non_null(c);
@@ -1663,7 +1614,7 @@ test_load_all_missing_main_file(void **state)
 {
 	struct ctx *x = *state;
 
-	x->c = config_load_all(P(x, "nope.ini"), &x->d);
+	x->c = config_load_all(unit_path(x->dir, "nope.ini"), &x->d);
 	EXPECT_AT(x, "nope.ini", 0, "cannot open");
 	EXPECT_ERRORS(x, 1);
 	if (x->c != NULL)
@@ -1735,7 +1686,7 @@ test_defaults_copied(void **state)
 	assert_ptr_not_equal(a->ciphers, b->ciphers);
 	assert_ptr_not_equal(a->client_ca, b->client_ca);
 	assert_string_equal(a->ciphers, "A:B");
-	assert_string_equal(b->client_ca, P(x, "ca.pem"));
+	assert_string_equal(b->client_ca, unit_path(x->dir, "ca.pem"));
 	assert_int_equal(a->loc[K_CLIENT_ALLOW].line, 8);
 	assert_int_equal(a->client_allow.n, 2);
 	assert_string_equal(a->client_allow.v[1], "dns:svc.internal");
@@ -1760,7 +1711,7 @@ test_load_all_defaults_map_bad(void **state)
 	struct ctx *x = *state;
 	const struct config *c;
 
-	put(x, "main.ini", GLOBAL3
+	unit_put(x->dir, "main.ini", GLOBAL3
 	    "[defaults]\n"			/* 4 */
 	    "alpn = h2\n"			/* 5 */
 	    "backend.h2 = 127.0.0.1:0\n"	/* 6 */
@@ -1792,10 +1743,10 @@ test_free_after_errors(void **state)
 {
 	struct ctx *x = *state;
 
-	put(x, "hosts.d/b.ini", HOST4("b")
+	unit_put(x->dir, "hosts.d/b.ini", HOST4("b")
 	    "names = b.test c.test\n" "names = d.test b.test\n"
 	    "backend.h2 = 127.0.0.1:1\n" "alpn = h2 h3\n" "backend.h3 = 127.0.0.1:0\n");
-	put(x, "main.ini", "[global]\n" "hosts = hosts.d/*.ini\n"
+	unit_put(x->dir, "main.ini", "[global]\n" "hosts = hosts.d/*.ini\n"
 	    "listen = localhost:8443 [::1]:8443\n" "accept_proxy = 10.0.0.0/8 ::1 x\n"
 	    "user = nobody\n" "stats_listen = 127.0.0.1:0\n"
 	    "[defaults]\n" "alpn = h2\n" "backend.h2 = localhost:1\n" "backend.h3 = x:0\n"

@@ -14,8 +14,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +24,7 @@
 #include "dump.h"
 #include "log.h"
 #include "unit_pki.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -33,33 +32,6 @@ struct fixture {
 	struct generation *g;
 	char *text;		/* the dump */
 };
-
-static const char *
-P(const struct fixture *f, const char *rel)
-{
-	static char bufs[8][256];
-	static int next;
-	char *p = bufs[next++ % 8];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", f->dir, rel);
-	return p;
-}
-
-static void
-put(const struct fixture *f, const char *rel, const char *text)
-{
-	FILE *fp = fopen(P(f, rel), "w");
-
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static const char hosts_ini[] =
 	"[host shop]\n"
@@ -90,16 +62,16 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_dump.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(mkdir(P(f, "hosts.d"), 0700), 0);
-	put(f, "main.ini", "[global]\nlisten = 127.0.0.1:8443\nhosts = hosts.d/*.ini\n"
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_dump"), 0);
+	assert_int_equal(mkdir(unit_path(f->dir, "hosts.d"), 0700), 0);
+	unit_put(f->dir, "main.ini",
+	    "[global]\nlisten = 127.0.0.1:8443\nhosts = hosts.d/*.ini\n"
 	    "workers = 2\nhost_errors = skip\n[defaults]\nhandshake_timeout = 10s\n");
-	unit_pki_write(P(f, "shop.pem"), P(f, "shop.key"), "shop.example",
-	    "DNS:shop.example,DNS:www.shop.example", 90);
-	unit_pki_write(P(f, "api.pem"), P(f, "api.key"), "api.example",
-	    "DNS:api.example,DNS:*.api.example", 30);
-	put(f, "hosts.d/a.ini", hosts_ini);
+	unit_pki_write(unit_path(f->dir, "shop.pem"), unit_path(f->dir, "shop.key"),
+	    "shop.example", "DNS:shop.example,DNS:www.shop.example", 90);
+	unit_pki_write(unit_path(f->dir, "api.pem"), unit_path(f->dir, "api.key"),
+	    "api.example", "DNS:api.example,DNS:*.api.example", 30);
+	unit_put(f->dir, "hosts.d/a.ini", hosts_ini);
 	*state = f;
 	return 0;
 }
@@ -112,7 +84,7 @@ teardown(void **state)
 	free(f->text);
 	gen_free(f->g);
 	diag_free(&f->d);
-	(void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -120,10 +92,9 @@ teardown(void **state)
 static const struct generation *
 load(struct fixture *f)
 {
-	f->g = gen_load(P(f, "main.ini"), &f->d);
+	f->g = gen_load(unit_path(f->dir, "main.ini"), &f->d);
 	if (f->g == NULL) {
-		for (size_t i = 0; i < f->d.n; i++)
-			print_message("  diag: %s\n", f->d.msgs[i]);
+		unit_print_diag(&f->d);
 		fail_msg("gen_load failed");
 	}
 	return f->g;
@@ -230,9 +201,9 @@ test_layout(void **state)
 	snprintf(line, sizeof(line), "# tlsfront %s -T: the effective configuration, defaults "
 	    "filled in.\n", PACKAGE_VERSION);
 	assert_true(strncmp(t, line, strlen(line)) == 0);
-	snprintf(line, sizeof(line), "# file: %s", P(f, "main.ini"));
+	snprintf(line, sizeof(line), "# file: %s", unit_path(f->dir, "main.ini"));
 	assert_line(t, line);
-	snprintf(line, sizeof(line), "# file: %s", P(f, "hosts.d/a.ini"));
+	snprintf(line, sizeof(line), "# file: %s", unit_path(f->dir, "hosts.d/a.ini"));
 	assert_line(t, line);
 	g = strstr(t, "\n[global]\n");
 	s = strstr(t, "\n[host shop]\n");
@@ -274,7 +245,7 @@ test_global(void **state)
 	assert_line(g, "listen = 127.0.0.1:8443");
 	assert_line(g, "workers = 2");
 	assert_line(g, "host_errors = skip");
-	snprintf(line, sizeof(line), "hosts = %s", P(f, "hosts.d/*.ini"));
+	snprintf(line, sizeof(line), "hosts = %s", unit_path(f->dir, "hosts.d/*.ini"));
 	assert_line(g, line);
 	assert_line(g, "# user (not set)");
 }
@@ -299,7 +270,7 @@ test_host(void **state)
 		if (key_lines(s, name) != want)
 			fail_msg("[host shop]: %d lines for key %s", key_lines(s, name), name);
 	}
-	snprintf(line, sizeof(line), "# defined at %s:1", P(f, "hosts.d/a.ini"));
+	snprintf(line, sizeof(line), "# defined at %s:1", unit_path(f->dir, "hosts.d/a.ini"));
 	assert_line(s, line);
 	assert_line(s, "# certificate subject: CN=shop.example");
 	assert_line(s, "# certificate issuer: CN=shop.example");
@@ -312,7 +283,7 @@ test_host(void **state)
 	assert_line(s, "alpn = h2 http/1.1");
 	assert_line(s, "default = yes");
 	assert_line(s, "handshake_timeout = 3s");
-	snprintf(line, sizeof(line), "cert = %s", P(f, "hosts.d/../shop.pem"));
+	snprintf(line, sizeof(line), "cert = %s", unit_path(f->dir, "hosts.d/../shop.pem"));
 	assert_line(s, line);
 
 	/* api: inherited and built-in values, the certificate's names */
@@ -364,7 +335,7 @@ test_names_wrap(void **state)
 		assert_true(off < sizeof(ini));
 	}
 	snprintf(ini + off, sizeof(ini) - off, "\n");
-	put(f, "hosts.d/a.ini", ini);
+	unit_put(f->dir, "hosts.d/a.ini", ini);
 	load(f);
 	s = section(dump(f), "[host many]");
 	for (const char *p = s; *p != '\0'; p = strchr(p, '\n') + 1) {
@@ -409,23 +380,11 @@ test_write_error(void **state)
 static void
 summaries(const struct generation *g, enum log_level level, char *buf, size_t size)
 {
-	int p[2], saved;
-	ssize_t r;
-	size_t got = 0;
-
-	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-	saved = dup(STDERR_FILENO);
-	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-	close(p[1]);
+	unit_stderr_start();
 	log_setup(LOG_DEST_STDERR, level);
 	dump_host_summaries(g);
 	log_setup(LOG_DEST_STDERR, LOG_LVL_INFO);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	while (got + 1 < size && (r = read(p[0], buf + got, size - 1 - got)) > 0)
-		got += (size_t)r;
-	buf[got] = '\0';
-	close(p[0]);
+	unit_stderr_end(buf, size);
 }
 
 /* The message of the line that has `host LABEL:`, in a static buffer. */
@@ -497,7 +456,7 @@ test_summary_cut(void **state)
 		assert_true(off < sizeof(ini));
 	}
 	snprintf(ini + off, sizeof(ini) - off, "\n");
-	put(f, "hosts.d/a.ini", ini);
+	unit_put(f->dir, "hosts.d/a.ini", ini);
 	load(f);
 	summaries(f->g, LOG_LVL_INFO, logged, sizeof(logged));
 	s = summary_of(logged, "many");

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,33 +25,13 @@
 
 #include "gen.h"
 #include "unit_pki.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
 	struct diag d;
 	struct generation *g;
 };
-
-static const char *
-P(const struct fixture *f, const char *rel)
-{
-	static char bufs[8][256];
-	static int next;
-	char *p = bufs[next++ % 8];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", f->dir, rel);
-	return p;
-}
-
-static void
-put(const struct fixture *f, const char *rel, const char *text)
-{
-	FILE *fp = fopen(P(f, rel), "w");
-
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-}
 
 /* rel.pem and rel.key for cn with DNS names san */
 static void
@@ -62,7 +41,7 @@ cert(const struct fixture *f, const char *rel, const char *cn, const char *san)
 
 	snprintf(c, sizeof(c), "%s.pem", rel);
 	snprintf(k, sizeof(k), "%s.key", rel);
-	unit_pki_write(P(f, c), P(f, k), cn, san, 90);
+	unit_pki_write(unit_path(f->dir, c), unit_path(f->dir, k), cn, san, 90);
 }
 
 /* main.ini: [global] with extra lines, hosts in hosts.d/ */
@@ -73,20 +52,13 @@ main_ini(const struct fixture *f, const char *extra)
 
 	snprintf(text, sizeof(text), "[global]\nlisten = 127.0.0.1:8443\nhosts = hosts.d/*.ini\n"
 	    "workers = 2\n%s\n[defaults]\nhandshake_timeout = 10s\n", extra);
-	put(f, "main.ini", text);
-}
-
-static void
-dump_diag(const struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		print_message("  diag: %s\n", d->msgs[i]);
+	unit_put(f->dir, "main.ini", text);
 }
 
 static struct generation *
 load(struct fixture *f)
 {
-	f->g = gen_load(P(f, "main.ini"), &f->d);
+	f->g = gen_load(unit_path(f->dir, "main.ini"), &f->d);
 	return f->g;
 }
 
@@ -95,7 +67,7 @@ static struct generation *
 load_ok(struct fixture *f)
 {
 	if (load(f) == NULL || f->d.n_errors != 0) {
-		dump_diag(&f->d);
+		unit_print_diag(&f->d);
 		fail_msg("gen_load failed");
 	}
 	return f->g;
@@ -106,20 +78,14 @@ static void
 load_fails(struct fixture *f, const char *needle)
 {
 	if (load(f) != NULL) {
-		dump_diag(&f->d);
+		unit_print_diag(&f->d);
 		fail_msg("gen_load succeeded");
 	}
 	assert_true(f->d.n_errors > 0);
 	if (!diag_has(&f->d, needle)) {
-		dump_diag(&f->d);
+		unit_print_diag(&f->d);
 		fail_msg("no error with '%s'", needle);
 	}
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int
@@ -128,9 +94,8 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_gen.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(mkdir(P(f, "hosts.d"), 0700), 0);
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_gen"), 0);
+	assert_int_equal(mkdir(unit_path(f->dir, "hosts.d"), 0700), 0);
 	*state = f;
 	return 0;
 }
@@ -142,7 +107,7 @@ teardown(void **state)
 
 	gen_free(f->g);
 	diag_free(&f->d);
-	(void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -197,7 +162,7 @@ three_hosts_files(struct fixture *f)
 	cert(f, "shop", "shop.example", "DNS:shop.example,DNS:www.shop.example");
 	cert(f, "api", "api.example", "DNS:api.example,DNS:*.api.example");
 	cert(f, "admin", "admin.example", "DNS:admin.example");
-	put(f, "hosts.d/a.ini", three_hosts);
+	unit_put(f->dir, "hosts.d/a.ini", three_hosts);
 }
 
 /* Hosts on the listeners they name, in order; each listener's table maps
@@ -301,15 +266,16 @@ test_build_owns_config(void **state)
 	struct generation *g;
 
 	three_hosts_files(f);
-	assert_non_null(cfg = config_load(P(f, "main.ini"), &f->d));
+	assert_non_null(cfg = config_load(unit_path(f->dir, "main.ini"), &f->d));
 	assert_non_null(g = gen_build(cfg, &f->d));
 	assert_ptr_equal(g->cfg, cfg);
 	assert_int_equal(f->d.n_errors, 0);
 	gen_free(g);	/* and cfg with it */
 
-	put(f, "hosts.d/b.ini", "[host copy]\ncert = ../shop.pem\nkey = ../shop.key\n"
+	unit_put(f->dir, "hosts.d/b.ini",
+	    "[host copy]\ncert = ../shop.pem\nkey = ../shop.key\n"
 	    "backend = 127.0.0.1:1\nnames = www.shop.example\n");
-	assert_non_null(cfg = config_load(P(f, "main.ini"), &f->d));
+	assert_non_null(cfg = config_load(unit_path(f->dir, "main.ini"), &f->d));
 	assert_null(gen_build(cfg, &f->d));
 	assert_true(f->d.n_errors > 0);
 	assert_int_equal(cfg->n_hosts, 4);
@@ -328,7 +294,7 @@ test_name_claimed_twice(void **state)
 
 	main_ini(f, "");
 	cert(f, "one", "dup.example", "DNS:dup.example");
-	put(f, "hosts.d/a.ini",
+	unit_put(f->dir, "hosts.d/a.ini",
 	    "[host one]\n"				/* 1 */
 	    "cert = ../one.pem\n"			/* 2 */
 	    "key = ../one.key\n"			/* 3 */
@@ -340,12 +306,12 @@ test_name_claimed_twice(void **state)
 	    "backend = 127.0.0.1:2\n"			/* 9 */
 	    "names = dup.example\n");			/* 10 */
 	snprintf(want, sizeof(want), "%s:10: host 'two': name 'dup.example' on 127.0.0.1:8443 "
-	    "is already claimed by host 'one' (%s:1)", P(f, "hosts.d/a.ini"),
-	    P(f, "hosts.d/a.ini"));
+	    "is already claimed by host 'one' (%s:1)", unit_path(f->dir, "hosts.d/a.ini"),
+	    unit_path(f->dir, "hosts.d/a.ini"));
 	load_fails(f, want);
 
 	diag_free(&f->d);
-	put(f, "hosts.d/a.ini",
+	unit_put(f->dir, "hosts.d/a.ini",
 	    "[host one]\ncert = ../one.pem\nkey = ../one.key\nbackend = 127.0.0.1:1\n"
 	    "names = dup.example\n"
 	    "[host two]\ncert = ../one.pem\nkey = ../one.key\nbackend = 127.0.0.1:2\n"
@@ -362,7 +328,7 @@ test_two_default_hosts(void **state)
 	main_ini(f, "");
 	cert(f, "a", "a.example", "DNS:a.example");
 	cert(f, "b", "b.example", "DNS:b.example");
-	put(f, "hosts.d/a.ini",
+	unit_put(f->dir, "hosts.d/a.ini",
 	    "[host a]\ncert = ../a.pem\nkey = ../a.key\nbackend = 127.0.0.1:1\ndefault = yes\n"
 	    "[host b]\ncert = ../b.pem\nkey = ../b.key\nbackend = 127.0.0.1:2\ndefault = yes\n");
 	load_fails(f, "host 'b': 127.0.0.1:8443 already has a default host, 'a'");
@@ -382,7 +348,7 @@ test_host_errors(void **state)
 
 	main_ini(f, "");
 	cert(f, "good", "good.example", "DNS:good.example");
-	put(f, "hosts.d/a.ini", hosts);
+	unit_put(f->dir, "hosts.d/a.ini", hosts);
 	load_fails(f, "missing.pem");
 
 	diag_free(&f->d);
@@ -398,7 +364,7 @@ test_host_errors(void **state)
 	gen_free(f->g);
 	f->g = NULL;
 	diag_free(&f->d);
-	put(f, "hosts.d/a.ini",
+	unit_put(f->dir, "hosts.d/a.ini",
 	    "[host bad]\ncert = ../missing.pem\nkey = ../missing.key\nbackend = 127.0.0.1:2\n");
 	load_fails(f, "no host could be loaded");
 }
@@ -415,7 +381,7 @@ test_user_cannot_read(void **state)
 		skip();
 	main_ini(f, "user = nobody");
 	cert(f, "shop", "shop.example", "DNS:shop.example");
-	put(f, "hosts.d/a.ini",
+	unit_put(f->dir, "hosts.d/a.ini",
 	    "[host shop]\n"				/* 1 */
 	    "cert = ../shop.pem\n"			/* 2 */
 	    "key = ../shop.key\n"			/* 3 */
@@ -423,13 +389,14 @@ test_user_cannot_read(void **state)
 	/* the tree open to others (the paths pass through hosts.d/), the key
 	 * not */
 	assert_int_equal(chmod(f->dir, 0755), 0);
-	assert_int_equal(chmod(P(f, "hosts.d"), 0755), 0);
-	assert_int_equal(chmod(P(f, "shop.pem"), 0644), 0);
+	assert_int_equal(chmod(unit_path(f->dir, "hosts.d"), 0755), 0);
+	assert_int_equal(chmod(unit_path(f->dir, "shop.pem"), 0644), 0);
 	load_ok(f);
 	snprintf(want, sizeof(want), "%s:3: warning: user nobody cannot read %s: every reload "
-	    "will fail", P(f, "hosts.d/a.ini"), P(f, "hosts.d/../shop.key"));
+	    "will fail", unit_path(f->dir, "hosts.d/a.ini"),
+	    unit_path(f->dir, "hosts.d/../shop.key"));
 	if (!diag_has(&f->d, want)) {
-		dump_diag(&f->d);
+		unit_print_diag(&f->d);
 		fail_msg("no warning '%s'", want);
 	}
 	assert_false(diag_has(&f->d, "shop.pem: every reload"));	/* 0644 */
@@ -438,7 +405,7 @@ test_user_cannot_read(void **state)
 	gen_free(f->g);
 	f->g = NULL;
 	diag_free(&f->d);
-	assert_int_equal(chmod(P(f, "shop.key"), 0644), 0);
+	assert_int_equal(chmod(unit_path(f->dir, "shop.key"), 0644), 0);
 	load_ok(f);
 	assert_false(diag_has(&f->d, "cannot read"));
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "unit_util.h"
 
 static char *
 render(const struct stats_sum *s)
@@ -25,12 +26,6 @@ render(const struct stats_sum *s)
 	assert_non_null(t);
 	assert_int_equal(len, strlen(t));
 	return t;
-}
-
-static int
-starts(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -252,7 +247,7 @@ check_format(const char *t)
 		char name[160], key[140], *end;
 		size_t n;
 
-		if (starts(line, "# HELP ")) {
+		if (unit_starts(line, "# HELP ")) {
 			assert_int_equal(sscanf(line, "# HELP %127s", family), 1);
 			snprintf(key, sizeof(key), " %s ", family);
 			assert_null(strstr(seen, key));	/* declared once */
@@ -260,7 +255,7 @@ check_format(const char *t)
 			help = 1;
 			continue;
 		}
-		if (starts(line, "# TYPE ")) {
+		if (unit_starts(line, "# TYPE ")) {
 			char fam[128];
 			assert_true(help);
 			assert_int_equal(sscanf(line, "# TYPE %127s %31s", fam, type), 2);
@@ -277,7 +272,7 @@ check_format(const char *t)
 		name[n] = '\0';
 		if (!strcmp(type, "histogram") || !strcmp(type, "summary")) {
 			const char *sfx = name + strlen(family);
-			assert_true(starts(name, family));
+			assert_true(unit_starts(name, family));
 			assert_true(!strcmp(sfx, "_sum") || !strcmp(sfx, "_count") ||
 			    (!strcmp(sfx, "_bucket") && !strcmp(type, "histogram")));
 			if (!strcmp(sfx, "_bucket")) {
@@ -293,8 +288,8 @@ check_format(const char *t)
 			assert_string_equal(name, family);
 		}
 		if (!strcmp(type, "counter"))
-			assert_true(starts(name, "tlsfront_") && strstr(name, "_total") ==
-			    name + strlen(name) - 6);
+			assert_true(unit_starts(name, "tlsfront_") &&
+			    strstr(name, "_total") == name + strlen(name) - 6);
 		(void)strtod(strrchr(line, ' ') + 1, &end);
 		assert_int_equal(*end, '\0');
 	}

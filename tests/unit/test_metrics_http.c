@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "metrics_http.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -58,8 +59,7 @@ setup_hosts(void **state, size_t n)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_metrics_http.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_metrics_http"), 0);
 	f->hc = calloc(n, sizeof(*f->hc));
 	f->h = calloc(n, sizeof(*f->h));
 	for (size_t i = 0; i < n; i++) {
@@ -94,7 +94,6 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	metrics_http_free(f->mh);
 	event_base_free(f->base);
@@ -103,8 +102,7 @@ teardown(void **state)
 		free(f->hc[i].label);
 	free(f->hc);
 	free(f->h);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(unit_rmtree(f->dir), 0);
 	free(f);
 	return 0;
 }
@@ -167,12 +165,6 @@ ask(struct fixture *f, const struct addr *a, const char *req)
 	return answer(f, client(a, req), NULL);
 }
 
-static int
-starts(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* The value of header name, or NULL. */
 static const char *
 header(const char *resp, const char *name, char *buf, size_t n)
@@ -200,44 +192,44 @@ test_answers(void **state)
 	assert_int_equal(metrics_http_listen(f->mh, &a), 0);
 
 	r = ask(f, &a, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 	assert_string_equal(header(r, "Content-Type", h, sizeof(h)),
 	    "text/plain; version=0.0.4; charset=utf-8");
 	assert_string_equal(header(r, "Connection", h, sizeof(h)), "close");
 	body = strstr(r, "\r\n\r\n") + 4;
 	assert_int_equal(strtoul(header(r, "Content-Length", h, sizeof(h)), NULL, 10),
 	    strlen(body));
-	assert_true(starts(body, "# HELP tlsfront_"));
+	assert_true(unit_starts(body, "# HELP tlsfront_"));
 	assert_non_null(strstr(body, "\ntlsfront_connections_total{host=\"host00001.example\"} 0\n"));
 	free(r);
 
 	/* an HTTP/1.0 client gets an HTTP/1.0 answer */
 	r = ask(f, &a, "GET /metrics?name[]=x HTTP/1.0\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.0 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.0 200 OK\r\n"));
 	free(r);
 
 	r = ask(f, &a, "HEAD /metrics HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 	assert_true(strtoul(header(r, "Content-Length", h, sizeof(h)), NULL, 10) > 1000);
 	assert_true(strstr(r, "\r\n\r\n")[4] == '\0');	/* no body */
 	free(r);
 
 	r = ask(f, &a, "GET / HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 404 Not Found\r\n"));
 	assert_string_equal(strstr(r, "\r\n\r\n") + 4, "404 Not Found\n");
 	free(r);
 	r = ask(f, &a, "GET /metricsx HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 404 Not Found\r\n"));
 	free(r);
 	r = ask(f, &a, "POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nab");
-	assert_true(starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
 	assert_string_equal(header(r, "Allow", h, sizeof(h)), "GET, HEAD");
 	free(r);
 	r = ask(f, &a, "BREW /metrics HTTP/1.1\r\n\r\n");	/* not even a known method */
-	assert_true(starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
 	free(r);
 	r = ask(f, &a, "GET /metrics\r\n\r\n");	/* HTTP/0.9 */
-	assert_true(starts(r, "HTTP/1.1 400 Bad Request\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 400 Bad Request\r\n"));
 	free(r);
 }
 
@@ -261,13 +253,13 @@ test_move(void **state)
 	assert_int_equal(metrics_http_fd(f->mh), fd);
 	assert_int_equal(metrics_http_listen(f->mh, &bad), -1);
 	r = ask(f, &a, "GET /metrics HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 	free(r);
 
 	assert_int_equal(metrics_http_listen(f->mh, &b), 0);
 	assert_int_equal(lstat(((struct sockaddr_un *)&a.ss)->sun_path, &sb), -1);
 	r = ask(f, &b, "GET /metrics HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 	free(r);
 
 	/* a socket file nobody listens on is replaced; a plain file is not */
@@ -308,19 +300,19 @@ test_limit(void **state)
 		drive(f, 5);
 	}
 	r = ask(f, &a, "GET /metrics HTTP/1.1\r\n\r\n");
-	assert_true(starts(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 503 Service Unavailable\r\n"));
 	free(r);
 	for (int i = 0; i < METRICS_HTTP_MAX_ANSWERS; i++)
 		close(stuck[i]);
 	drive(f, 20);
 	r = answer(f, client(&a, "GET /metrics HTTP/1.1\r\n\r\n"), &len);
-	assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+	assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 	assert_true(len > 1000000);
 	free(r);
 	/* and sequential ones never run into the limit */
 	for (int i = 0; i < 2 * METRICS_HTTP_MAX_ANSWERS; i++) {
 		r = ask(f, &a, "HEAD /metrics HTTP/1.1\r\n\r\n");
-		assert_true(starts(r, "HTTP/1.1 200 OK\r\n"));
+		assert_true(unit_starts(r, "HTTP/1.1 200 OK\r\n"));
 		free(r);
 	}
 }

@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,28 +24,13 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
 	char path[128];		/* the socket's file */
 	int fd;			/* bound there */
 };
-
-/* Open descriptors of this process. */
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the directory's own */
-}
 
 /* A unix datagram socket bound to sun (len bytes of it). */
 static int
@@ -67,8 +51,7 @@ setup(void **state)
 	struct sockaddr_un sun;
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test_notify.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_notify"), 0);
 	snprintf(f->path, sizeof(f->path), "%s/notify", f->dir);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -86,8 +69,7 @@ teardown(void **state)
 
 	unsetenv("NOTIFY_SOCKET");
 	close(f->fd);
-	unlink(f->path);
-	rmdir(f->dir);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -173,7 +155,7 @@ test_sends_nothing(void **state)
 {
 	struct fixture *f = *state;
 	char buf[64], cwd[PATH_MAX];
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(f->dir), 0);
@@ -185,7 +167,7 @@ test_sends_nothing(void **state)
 	unsetenv("NOTIFY_SOCKET");
 	notify_send("READY=1");
 	assert_int_equal(next_datagram(f->fd, buf, sizeof(buf)), -1);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 }
 
 /* A path too long for sun_path is ignored, not cut: here, cut, it would
@@ -227,13 +209,13 @@ test_no_listener(void **state)
 {
 	struct fixture *f = *state;
 	char gone[160];
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	snprintf(gone, sizeof(gone), "%s/gone", f->dir);
 	assert_int_equal(setenv("NOTIFY_SOCKET", gone, 1), 0);
 	for (int i = 0; i < 100; i++)
 		notify_send("STATUS=%d", i);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 }
 
 /* A message longer than the buffer is sent cut, not dropped. */

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "priv.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -36,21 +36,10 @@ struct fixture {
 	struct priv_reader *r;	/* for nobody */
 };
 
-static const char *
-P(const struct fixture *f, const char *rel)
-{
-	static char bufs[4][256];
-	static int next;
-	char *p = bufs[next++ % 4];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", f->dir, rel);
-	return p;
-}
-
 static void
 mkfile(const struct fixture *f, const char *rel, mode_t mode, uid_t uid, gid_t gid)
 {
-	const char *p = P(f, rel);
+	const char *p = unit_path(f->dir, rel);
 	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	if (fd < 0)
@@ -64,7 +53,7 @@ mkfile(const struct fixture *f, const char *rel, mode_t mode, uid_t uid, gid_t g
 static void
 mkdirectory(const struct fixture *f, const char *rel, mode_t mode, uid_t uid, gid_t gid)
 {
-	const char *p = P(f, rel);
+	const char *p = unit_path(f->dir, rel);
 
 	if (mkdir(p, 0700) != 0)
 		fail_msg("mkdir %s: %s", p, strerror(errno));
@@ -75,19 +64,13 @@ mkdirectory(const struct fixture *f, const char *rel, mode_t mode, uid_t uid, gi
 static void
 mklink(const struct fixture *f, const char *target, const char *rel)
 {
-	assert_int_equal(symlink(target, P(f, rel)), 0);
+	assert_int_equal(symlink(target, unit_path(f->dir, rel)), 0);
 }
 
 static int
 can_read(const struct fixture *f, const char *rel)
 {
-	return priv_can_read(f->r, P(f, rel));
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
+	return priv_can_read(f->r, unit_path(f->dir, rel));
 }
 
 /* Root only: the tree is made and nobody's reader with it. */
@@ -114,8 +97,7 @@ setup(void **state)
 	f->daemon_gid = gr->gr_gid;
 	if (pw->pw_gid != f->nogroup)
 		return 0;	/* not Debian's nobody */
-	strcpy(f->dir, "/tmp/test_priv.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_priv"), 0);
 	assert_int_equal(chmod(f->dir, 0755), 0);
 	f->r = priv_reader_new("nobody", NULL);
 	assert_non_null(f->r);
@@ -128,8 +110,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	priv_reader_free(f->r);
-	if (f->dir[0] != '\0')
-		(void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(f->dir);	/* "" if the test skipped */
 	free(f);
 	return 0;
 }
@@ -251,17 +232,17 @@ test_symlinks(void **state)
 	mkfile(f, "open/cert.pem", 0644, 0, 0);
 	mkfile(f, "open/key.pem", 0600, 0, 0);
 	mkdirectory(f, "live", 0755, 0, 0);
-	mklink(f, P(f, "archive/cert.pem"), "live/to-archive.pem");
+	mklink(f, unit_path(f->dir, "archive/cert.pem"), "live/to-archive.pem");
 	mklink(f, "../open/cert.pem", "live/to-open.pem");
 	mklink(f, "../open/key.pem", "live/to-key.pem");
 	mklink(f, "../nowhere/x.pem", "live/dangling.pem");
-	mklink(f, P(f, "archive"), "live/dir");	/* a directory link */
-	mklink(f, P(f, "open"), "live/open-dir");
+	mklink(f, unit_path(f->dir, "archive"), "live/dir");	/* a directory link */
+	mklink(f, unit_path(f->dir, "open"), "live/open-dir");
 	/* an open directory inside a closed one, through a link: the link's
 	 * target itself lets the user search it, what is above it does not */
 	mkdirectory(f, "archive/sub", 0755, 0, 0);
 	mkfile(f, "archive/sub/cert.pem", 0644, 0, 0);
-	mklink(f, P(f, "archive/sub"), "live/sub-dir");
+	mklink(f, unit_path(f->dir, "archive/sub"), "live/sub-dir");
 	assert_int_equal(can_read(f, "live/to-archive.pem"), 0);
 	assert_int_equal(can_read(f, "live/to-open.pem"), 1);
 	assert_int_equal(can_read(f, "live/to-key.pem"), 0);
@@ -269,7 +250,7 @@ test_symlinks(void **state)
 	assert_int_equal(can_read(f, "live/dir/cert.pem"), 0);
 	assert_int_equal(can_read(f, "live/open-dir/cert.pem"), 1);
 	assert_int_equal(can_read(f, "live/sub-dir/cert.pem"), 0);
-	mklink(f, P(f, "archive/sub/cert.pem"), "live/to-sub.pem");
+	mklink(f, unit_path(f->dir, "archive/sub/cert.pem"), "live/to-sub.pem");
 	assert_int_equal(can_read(f, "live/to-sub.pem"), 0);
 }
 
@@ -285,8 +266,8 @@ test_group_option(void **state)
 	mkfile(f, "daemon-group", 0640, 0, f->daemon_gid);
 	mkfile(f, "nogroup-group", 0640, 0, f->nogroup);
 	assert_non_null(r = priv_reader_new("nobody", "daemon"));
-	assert_int_equal(priv_can_read(r, P(f, "daemon-group")), 1);
-	assert_int_equal(priv_can_read(r, P(f, "nogroup-group")), 0);
+	assert_int_equal(priv_can_read(r, unit_path(f->dir, "daemon-group")), 1);
+	assert_int_equal(priv_can_read(r, unit_path(f->dir, "nogroup-group")), 0);
 	priv_reader_free(r);
 	assert_int_equal(can_read(f, "daemon-group"), 0);
 	assert_int_equal(can_read(f, "nogroup-group"), 1);

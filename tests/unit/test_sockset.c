@@ -17,7 +17,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,24 +28,10 @@
 #include <unistd.h>
 
 #include "sockset.h"
+#include "unit_util.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
-
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the directory's own */
-}
 
 /* n addresses of host (an IP literal) on distinct ports that nobody uses
  * just now: bound to port 0 all at once, then closed. */
@@ -169,34 +154,6 @@ assert_listening_on(int fd, const struct addr *a)
 	assert_string_equal(buf, want);
 }
 
-/* stderr into a pipe while a build fails */
-static int saved_stderr = -1, err_rd = -1;
-
-static void
-stderr_start(void)
-{
-	int p[2];
-
-	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-	close(p[1]);
-	err_rd = p[0];
-}
-
-/* What was logged, in buf. */
-static void
-stderr_end(char *buf, size_t size)
-{
-	ssize_t r;
-
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	r = read(err_rd, buf, size - 1);
-	buf[r > 0 ? r : 0] = '\0';
-	close(err_rd);
-}
-
 static int
 have_ipv6_loopback(void)
 {
@@ -224,7 +181,7 @@ test_one_listener(void **state)
 	struct addr a;
 	struct gen_fx x;
 	struct sockset none = { NULL, 0 }, ss;
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	free_addrs("127.0.0.1", &a, 1);
 	gen_of(&x, &a, 1);
@@ -238,16 +195,16 @@ test_one_listener(void **state)
 	}
 	assert_true(inode_of(ss.v[0].fds[0]) != inode_of(ss.v[0].fds[1]));
 	assert_true(inode_of(ss.v[0].fds[1]) != inode_of(ss.v[0].fds[2]));
-	assert_int_equal(count_fds(), fds + 3);	/* the probe is closed */
+	assert_int_equal(unit_count_fds(), fds + 3);	/* the probe is closed */
 	assert_int_equal(can_connect(&a), 1);
 
 	sockset_close(&ss);
 	assert_null(ss.v);
 	assert_int_equal(ss.n, 0);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 	assert_int_equal(can_connect(&a), 0);
 	sockset_close(&ss);	/* again: nothing */
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 }
 
 /* Two listeners, IPv4 and IPv6, in the generation's order; the IPv6 one
@@ -258,7 +215,7 @@ test_two_listeners(void **state)
 	struct addr a[2];
 	struct gen_fx x;
 	struct sockset none = { NULL, 0 }, ss;
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	if (!have_ipv6_loopback())
 		skip();
@@ -275,11 +232,11 @@ test_two_listeners(void **state)
 	}
 	assert_int_equal(int_opt(ss.v[0].fds[0], IPPROTO_IPV6, IPV6_V6ONLY), 1);
 	assert_int_equal(int_opt(ss.v[0].fds[1], IPPROTO_IPV6, IPV6_V6ONLY), 1);
-	assert_int_equal(count_fds(), fds + 4);
+	assert_int_equal(unit_count_fds(), fds + 4);
 	assert_int_equal(can_connect(&a[0]), 1);
 	assert_int_equal(can_connect(&a[1]), 1);
 	sockset_close(&ss);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 }
 
 /* A second generation keeps B and adds C, with one slot more: B's sockets
@@ -292,7 +249,7 @@ test_takeover(void **state)
 	struct addr abc[3], a, b, c;
 	struct gen_fx x1, x2;
 	struct sockset none = { NULL, 0 }, old, ss;
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	free_addrs("127.0.0.1", abc, 3);
 	a = abc[0];
@@ -303,7 +260,7 @@ test_takeover(void **state)
 	assert_int_equal(sockset_build(&old, &none, &x1.g, 2), 0);
 	gen_of(&x2, &abc[1], 2);
 	assert_int_equal(sockset_build(&ss, &old, &x2.g, 3), 0);
-	assert_int_equal(count_fds(), fds + 4 + 6);
+	assert_int_equal(unit_count_fds(), fds + 4 + 6);
 	assert_int_equal(ss.n, 2);
 	assert_true(addr_equal(&ss.v[0].addr, &b));
 	assert_true(addr_equal(&ss.v[1].addr, &c));
@@ -323,14 +280,14 @@ test_takeover(void **state)
 
 	/* the old set goes: A with it, B stays */
 	sockset_close(&old);
-	assert_int_equal(count_fds(), fds + 6);
+	assert_int_equal(unit_count_fds(), fds + 6);
 	assert_int_equal(can_connect(&a), 0);
 	assert_int_equal(can_connect(&b), 1);
 	assert_int_equal(can_connect(&c), 1);
 	for (int s = 0; s < 3; s++)
 		assert_listening_on(ss.v[0].fds[s], &b);
 	sockset_close(&ss);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 	assert_int_equal(can_connect(&b), 0);
 }
 
@@ -348,13 +305,13 @@ test_no_takeover_without_old(void **state)
 	free_addrs("127.0.0.1", &a, 1);
 	gen_of(&x, &a, 1);
 	assert_int_equal(sockset_build(&old, &none, &x.g, 2), 0);
-	fds = count_fds();
-	stderr_start();
+	fds = unit_count_fds();
+	unit_stderr_start();
 	assert_int_equal(sockset_build(&ss, &none, &x.g, 2), -1);
-	stderr_end(logged, sizeof(logged));
+	unit_stderr_end(logged, sizeof(logged));
 	snprintf(want, sizeof(want), "cannot listen on %s: %s\n", a.text, strerror(EADDRINUSE));
 	assert_non_null(strstr(logged, want));
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 	assert_null(ss.v);
 	assert_int_equal(ss.n, 0);
 	sockset_close(&old);
@@ -383,17 +340,17 @@ test_probe_in_use(void **state)
 			    sizeof(one)), 0);
 		assert_int_equal(bind(other, (struct sockaddr *)&taken.ss, taken.len), 0);
 		assert_int_equal(listen(other, 8), 0);
-		fds = count_fds();
+		fds = unit_count_fds();
 
 		gen_of(&x, two, 2);
-		stderr_start();
+		unit_stderr_start();
 		assert_int_equal(sockset_build(&ss, &none, &x.g, 2), -1);
-		stderr_end(logged, sizeof(logged));
+		unit_stderr_end(logged, sizeof(logged));
 		snprintf(want, sizeof(want), "cannot listen on %s: %s\n", taken.text,
 		    strerror(EADDRINUSE));
 		if (strstr(logged, want) == NULL)
 			fail_msg("reuseport %d: logged '%s', not '%s'", reuseport, logged, want);
-		assert_int_equal(count_fds(), fds);
+		assert_int_equal(unit_count_fds(), fds);
 		assert_null(ss.v);
 		assert_int_equal(can_connect(&free_a), 0);	/* nothing opened there */
 		close(other);
@@ -430,12 +387,12 @@ test_empty(void **state)
 {
 	struct gen_fx x;
 	struct sockset none = { NULL, 0 }, ss;
-	int fds = count_fds();
+	int fds = unit_count_fds();
 
 	gen_of(&x, NULL, 0);
 	assert_int_equal(sockset_build(&ss, &none, &x.g, 4), 0);
 	assert_int_equal(ss.n, 0);
-	assert_int_equal(count_fds(), fds);
+	assert_int_equal(unit_count_fds(), fds);
 	sockset_close(&ss);
 	assert_null(ss.v);
 }

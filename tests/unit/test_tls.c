@@ -31,22 +31,18 @@
 
 #include "proxy.h"
 #include "tls_int.h"
+#include "unit_util.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
 
 static char tmpdir[64];
 
-/* tmpdir/name, in a static buffer of its own (four in turn). */
+/* tmpdir/name (see unit_path) */
 static const char *
 path(const char *name)
 {
-	static char bufs[4][256];
-	static int next;
-	char *p = bufs[next++ % 4];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", tmpdir, name);
-	return p;
+	return unit_path(tmpdir, name);
 }
 
 static EVP_PKEY *
@@ -171,16 +167,6 @@ host_config_for(struct host_config *c, char **names, size_t n_names)
 	c->names.n = n_names;
 }
 
-static void
-write_file(const char *p, const char *text)
-{
-	FILE *f = fopen(p, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-}
-
 /* Write certificates (and a key, if any) as PEM to p, through a new file
  * renamed over p: a new inode, as tools that replace certificates do. */
 static void
@@ -205,18 +191,14 @@ static int
 setup_dir(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_tls.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return unit_tmpdir(tmpdir, sizeof(tmpdir), "test_tls");
 }
 
 static int
 remove_dir(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(tmpdir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -441,7 +423,7 @@ load_keys(const char *text, struct ticket_keys *k, struct diag *d)
 {
 	struct loc at = { "main.ini", 7 };
 
-	write_file(path("keys"), text);
+	unit_put(tmpdir, "keys", text);
 	return tls_ticket_keys_load(path("keys"), k, d, at);
 }
 
