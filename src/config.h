@@ -116,8 +116,7 @@ struct host_config {
 	 * storage. client_allow_list is the list parsed once here, which
 	 * verification needs (NULL: none; clientauth_allow_match takes it as
 	 * "anyone verified"); client_allow, the entries as written, is what -T
-	 * prints, and what tls.c still parses again until it reads
-	 * client_allow_list. Both owned by the config. */
+	 * prints. Both owned by the config. */
 	union {
 		struct allow_value client_allow_value;
 		struct {

@@ -38,6 +38,22 @@ enum vtype {
 	T_ALPN_MAP	/* struct alpn_map: one entry per backend.PROTO line */
 };
 
+/* Room for a value of any type above, for code that parses a value of a key
+ * it does not know at compile time (the value tests and fuzzer). Kept beside
+ * the enum so that a new type's C type is added here too. */
+union value_any {
+	struct addr_list al;
+	struct cidr_list cl;
+	struct str_list sl;
+	struct allow_value av;
+	struct alpn_map m;
+	struct addr a;
+	struct proto_range r;
+	char *s;
+	unsigned u;
+	int i;
+};
+
 /* A value type with its bounds: all that parsing one value needs. */
 struct vspec {
 	enum vtype type;

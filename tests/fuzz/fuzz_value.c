@@ -30,20 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #include "fuzz.h"
 
-/* Big enough for any field of the key table's types. */
-union field {
-	struct addr_list al;
-	struct cidr_list cl;
-	struct str_list sl;
-	struct allow_value av;
-	struct alpn_map m;
-	struct addr a;
-	struct proto_range r;
-	char *s;
-	unsigned u;
-	int i;
-};
-
 /* Where relative paths resolve: an absolute "file" as config.c passes. */
 #define FILE_AT "/fuzz/dir/main.ini"
 
@@ -67,7 +53,7 @@ spell(const struct vspec *s, const void *field, int *n)
 static void
 one_value(const struct keydef *kd, const char *val)
 {
-	union field f, again, copy;
+	union value_any f, again, copy;
 	char err[512], *text, *text2;
 	int n, n2;
 

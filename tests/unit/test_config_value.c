@@ -25,20 +25,6 @@
 /* Where relative paths resolve. */
 #define FILE_AT "/etc/tlsfront/main.ini"
 
-/* Big enough for any field of the key table's types. */
-union field {
-	struct addr_list al;
-	struct cidr_list cl;
-	struct str_list sl;
-	struct allow_value av;
-	struct alpn_map m;
-	struct addr a;
-	struct proto_range r;
-	char *s;
-	unsigned u;
-	int i;
-};
-
 /*
  * One value of key k: parsed, it spells `out` (NULL: no text, an empty
  * list); refused, the error is `out` (a prefix when it ends with "...":
@@ -188,7 +174,7 @@ test_values_table(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct vcase *c = &cases[i];
 		const struct keydef *kd = &config_keys[c->k];
-		union field f, copy;
+		union value_any f, copy;
 		char err[512], *text, *text2;
 		int rc;
 

@@ -23,7 +23,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,7 @@
 #include "tls.h"
 #include "unit_peer.h"
 #include "unit_pki.h"
+#include "unit_util.h"
 
 struct fixture {
 	char dir[64];
@@ -56,27 +56,6 @@ struct fixture {
 	SSL_CTX *ca, *cb;		/* clients trusting a's and b's certificate */
 };
 
-static const char *
-P(const struct fixture *f, const char *rel)
-{
-	static char bufs[8][256];
-	static int next;
-	char *p = bufs[next++ % 8];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", f->dir, rel);
-	return p;
-}
-
-static void
-put(const struct fixture *f, const char *rel, const char *text)
-{
-	FILE *fp = fopen(P(f, rel), "w");
-
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-}
-
 /* hosts.d/NAME.ini: host NAME (its certificate NAME.pem for NAME.example)
  * with backend port */
 static void
@@ -87,13 +66,7 @@ host_file(const struct fixture *f, const char *name, int port)
 	snprintf(rel, sizeof(rel), "hosts.d/%s.ini", name);
 	snprintf(text, sizeof(text), "[host %s]\ncert = ../%s.pem\nkey = ../%s.key\n"
 	    "backend = 127.0.0.1:%d\n", name, name, name, port);
-	put(f, rel, text);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
+	unit_put(f->dir, rel, text);
 }
 
 static int
@@ -104,11 +77,10 @@ setup(void **state)
 
 	assert_non_null(f);
 	*state = f;
-	strcpy(f->dir, "/tmp/test_supervisor.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(mkdir(P(f, "hosts.d"), 0700), 0);
-	unit_pki_write(P(f, "a.pem"), P(f, "a.key"), "a.example", "DNS:a.example", 30);
-	unit_pki_write(P(f, "b.pem"), P(f, "b.key"), "b.example", "DNS:b.example", 30);
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_supervisor"), 0);
+	assert_int_equal(mkdir(unit_path(f->dir, "hosts.d"), 0700), 0);
+	unit_pki_write(unit_path(f->dir, "a.pem"), unit_path(f->dir, "a.key"), "a.example", "DNS:a.example", 30);
+	unit_pki_write(unit_path(f->dir, "b.pem"), unit_path(f->dir, "b.key"), "b.example", "DNS:b.example", 30);
 	unit_backend_start(&f->ba, "A");
 	unit_backend_start(&f->bb, "B");
 	f->port = unit_free_port();
@@ -116,11 +88,11 @@ setup(void **state)
 	 * with a connection open */
 	snprintf(text, sizeof(text), "[global]\nlisten = 127.0.0.1:%d\nhosts = hosts.d/*.ini\n"
 	    "workers = 2\nshutdown_timeout = 60s\n", f->port);
-	put(f, "main.ini", text);
+	unit_put(f->dir, "main.ini", text);
 	host_file(f, "a", f->ba.port);
-	snprintf(f->path, sizeof(f->path), "%s", P(f, "main.ini"));
-	f->ca = unit_client_ctx(P(f, "a.pem"));
-	f->cb = unit_client_ctx(P(f, "b.pem"));
+	snprintf(f->path, sizeof(f->path), "%s", unit_path(f->dir, "main.ini"));
+	f->ca = unit_client_ctx(unit_path(f->dir, "a.pem"));
+	f->cb = unit_client_ctx(unit_path(f->dir, "b.pem"));
 	return 0;
 }
 
@@ -140,7 +112,7 @@ teardown(void **state)
 	SSL_CTX_free(f->cb);
 	gen_free(f->g);
 	diag_free(&f->d);
-	(void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }

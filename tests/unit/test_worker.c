@@ -26,7 +26,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +46,7 @@
 #include "tls.h"
 #include "unit_peer.h"
 #include "unit_pki.h"
+#include "unit_util.h"
 #include "worker.h"
 
 #define HOST "w.example"
@@ -62,33 +62,6 @@ struct fixture {
 	SSL_CTX *client;
 };
 
-static const char *
-P(const struct fixture *f, const char *rel)
-{
-	static char bufs[8][256];
-	static int next;
-	char *p = bufs[next++ % 8];
-
-	snprintf(p, sizeof(bufs[0]), "%s/%s", f->dir, rel);
-	return p;
-}
-
-static void
-put(const struct fixture *f, const char *rel, const char *text)
-{
-	FILE *fp = fopen(P(f, rel), "w");
-
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* The generation: one host on the listening socket's address; a shutdown
  * timeout well past every wait of the test, so that only draining can end
  * a worker with a connection open. */
@@ -101,19 +74,18 @@ setup(void **state)
 	assert_non_null(f);
 	f->lfd = -1;
 	*state = f;
-	strcpy(f->dir, "/tmp/test_worker.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(mkdir(P(f, "hosts.d"), 0700), 0);
-	unit_pki_write(P(f, "w.pem"), P(f, "w.key"), HOST, "DNS:" HOST, 30);
+	assert_int_equal(unit_tmpdir(f->dir, sizeof(f->dir), "test_worker"), 0);
+	assert_int_equal(mkdir(unit_path(f->dir, "hosts.d"), 0700), 0);
+	unit_pki_write(unit_path(f->dir, "w.pem"), unit_path(f->dir, "w.key"), HOST, "DNS:" HOST, 30);
 	unit_backend_start(&f->backend, "echo");
 	f->lfd = unit_listen_any(&f->port);
 	snprintf(text, sizeof(text), "[global]\nlisten = 127.0.0.1:%d\nhosts = hosts.d/*.ini\n"
 	    "workers = 1\nshutdown_timeout = 60s\n", f->port);
-	put(f, "main.ini", text);
+	unit_put(f->dir, "main.ini", text);
 	snprintf(text, sizeof(text), "[host w]\ncert = ../w.pem\nkey = ../w.key\n"
 	    "backend = 127.0.0.1:%d\n", f->backend.port);
-	put(f, "hosts.d/w.ini", text);
-	f->g = gen_load(P(f, "main.ini"), &f->d);
+	unit_put(f->dir, "hosts.d/w.ini", text);
+	f->g = gen_load(unit_path(f->dir, "main.ini"), &f->d);
 	if (f->g == NULL || f->d.n_errors != 0) {
 		for (size_t i = 0; i < f->d.n; i++)
 			print_message("  diag: %s\n", f->d.msgs[i]);
@@ -125,7 +97,7 @@ setup(void **state)
 	assert_int_equal(tls_ticket_secret_init(), 0);
 	assert_non_null(f->st = stats_new(2, 0));
 	assert_int_equal(stats_generation(f->st, f->g), 0);
-	f->client = unit_client_ctx(P(f, "w.pem"));
+	f->client = unit_client_ctx(unit_path(f->dir, "w.pem"));
 	return 0;
 }
 
@@ -145,7 +117,7 @@ teardown(void **state)
 	stats_free(f->st);
 	gen_free(f->g);
 	diag_free(&f->d);
-	(void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)unit_rmtree(f->dir);
 	free(f);
 	return 0;
 }
