@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""tlsfront against HAProxy and hitch (issue #8). Run by bench/run.sh (or
-`make bench`), which installs the tools and builds loadgen and mkcerts;
-bench/README.md says what is measured and how.
+"""tlsfront against HAProxy, hitch and nginx stream (issues #8 and #15). Run by
+bench/run.sh (or `make bench`), which installs the tools and builds loadgen and
+mkcerts; bench/README.md says what is measured and how.
 
 Each proxy in turn gets the same ECDSA P-256 certificate, TLS 1.3, one worker,
-pinned to CPU 1; nginx (the plaintext backend), the load generators and this
-script stay on CPU 0. The proxy's own CPU time comes from /proc (all of its
-processes), so a figure holds even when the load generator is the bottleneck.
+pinned to CPU 1; nginx (the plaintext backend, a process of its own), the load
+generators and this script stay on CPU 0. The proxy's own CPU time comes from
+/proc (all of its processes), so a figure holds even when the load generator
+is the bottleneck. Phase s counts each proxy's system calls (strace -c) per
+resumed connection and per keep-alive request, in short runs of fixed counts.
 Writes RESULTS.md, results.csv and results.png (gnuplot) into --out.
 """
 import argparse
@@ -29,9 +31,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.dirname(HERE)
-PROXIES = ("tlsfront", "haproxy", "hitch")
-PEERS = ("haproxy", "hitch")
-NAMES = {"tlsfront": "tlsfront", "haproxy": "HAProxy", "hitch": "hitch"}
+PROXIES = ("tlsfront", "haproxy", "hitch", "nginx")
+PEERS = ("haproxy", "hitch", "nginx")
+NAMES = {"tlsfront": "tlsfront", "haproxy": "HAProxy", "hitch": "hitch", "nginx": "nginx stream"}
+# Debian's libnginx-mod-stream (nginx 1.22 builds the stream module dynamic)
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+NGINX_MANY_NA = ("n/a: nginx 1.22's stream module has no server_name (1.25.5 brought it), so "
+                 "it cannot choose a server block (one per host) by SNI; its only way to serve "
+                 "a certificate per host is ssl_certificate with $ssl_server_name, which "
+                 "reads the key and certificate from disk at every handshake (nothing to "
+                 "load at start-up, nothing to reload)")
 SNI = "h0.bench.test"
 SMALL = b"0123456789abcdef" * 8           # the "small request" body: 128 bytes
 BULK_MB = 100
@@ -298,10 +307,11 @@ class World:
         os.makedirs(self.www)
         with open(os.path.join(self.www, "small"), "wb") as f:
             f.write(SMALL)
-        with open(os.path.join(self.www, "100m"), "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for _ in range(BULK_MB):
-                f.write(chunk)
+        if "4" in args.phases:
+            with open(os.path.join(self.www, "100m"), "wb") as f:
+                chunk = os.urandom(1 << 20)
+                for _ in range(BULK_MB):
+                    f.write(chunk)
         self.nginx_port = free_port()
         self.nginx = None
         self.commands = {}
@@ -324,7 +334,9 @@ class World:
         return d
 
     def start_nginx(self):
-        root = os.path.join(self.work, "nginx")
+        # the backend: not the nginx stream proxy (Proxy "nginx"), which has
+        # a configuration, prefix and processes of its own
+        root = os.path.join(self.work, "backend")
         os.makedirs(root, exist_ok=True)
         conf = os.path.join(root, "nginx.conf")
         with open(conf, "w") as f:
@@ -412,6 +424,36 @@ backend be
     server s1 127.0.0.1:%(nb)d
 """ % {"mc": (w.nofile - 200) // 2, "p": self.port, "crt": crt, "nb": nb}
             argv = ["haproxy", "-W", "-db", "-f", conf]
+        elif self.kind == "nginx":
+            if many:
+                raise BenchError(NGINX_MANY_NA)
+            conf = os.path.join(self.dir, "nginx.conf")
+            # a master and one worker (run as nobody, as Debian's nginx does);
+            # session tickets and the session cache at their defaults
+            # (tickets on, with keys of its own; cache "none")
+            text = """load_module %(mod)s;
+daemon off;
+worker_processes 1;
+user nobody nogroup;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+worker_rlimit_nofile %(nofile)d;
+events { worker_connections %(wc)d; }
+stream {
+    server {
+        listen 127.0.0.1:%(p)d ssl backlog=1024;
+        ssl_certificate %(one)s/certs/h0.crt;
+        ssl_certificate_key %(one)s/certs/h0.key;
+        ssl_protocols TLSv1.3;
+        ssl_alpn http/1.1;
+        proxy_pass 127.0.0.1:%(nb)d;
+        proxy_connect_timeout 5s;
+        proxy_timeout 10m;
+    }
+}
+""" % {"mod": NGINX_STREAM_MODULE, "d": self.dir, "nofile": w.nofile, "wc": w.nofile - 100,
+       "p": self.port, "one": w.one, "nb": nb}
+            argv = ["nginx", "-c", conf, "-p", self.dir + "/", "-e", self.dir + "/error.log"]
         else:
             conf = os.path.join(self.dir, "hitch.conf")
             os.makedirs(os.path.join(self.dir, "ocsp"), exist_ok=True)
@@ -456,7 +498,7 @@ group = "nogroup"
         wait_for(ok, timeout, "%s to serve %s" % (self.kind, sni))
 
     def reload(self):
-        # tlsfront and hitch reload on SIGHUP; HAProxy's master (-W) on SIGUSR2
+        # tlsfront, hitch and nginx reload on SIGHUP; HAProxy's master (-W) on SIGUSR2
         os.kill(self.p.pid, signal.SIGUSR2 if self.kind == "haproxy" else signal.SIGHUP)
 
     def stop(self):
@@ -727,6 +769,8 @@ def warm_files(top):
 
 
 def phase_many_hosts(w, px, res):
+    if px.kind == "nginx":
+        raise BenchError(NGINX_MANY_NA)
     n = w.args.hosts
     many = w.many
     changed = [k * (n // 10) for k in range(10)]
@@ -778,6 +822,185 @@ def phase_many_hosts(w, px, res):
         put("v1")
 
 
+# ---------------------------------------------------------------- system calls
+
+def traced(pids):
+    """Whether every thread of these processes has a tracer."""
+    for pid in pids:
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    m = re.search(r"^TracerPid:\s*(\d+)", f.read(), re.M)
+            except OSError:
+                continue
+            if m and int(m.group(1)) == 0:
+                return False
+    return True
+
+
+def parse_strace_c(text):
+    """{syscall: calls} from strace -c's table (the total line left out)."""
+    counts = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 5 or not re.match(r"^[\d.]+$", f[0]) or f[-1] == "total":
+            continue
+        try:
+            counts[f[-1]] = int(f[3])
+        except ValueError:
+            pass
+    return counts
+
+
+def count_syscalls(w, px, mode, per_proc):
+    """Run loadgen MODE (resume-n or keepalive-n) against px with strace -c
+    attached to all of px's processes (and threads) after the warm-up, for
+    a fixed count. Returns (counts, units, loadgen's tally)."""
+    procs = w.args.sc_procs
+    argv = [w.loadgen, mode, "127.0.0.1", str(px.port), SNI, "/small", str(per_proc), str(procs)]
+    w.commands["s" + ("2" if mode == "resume-n" else "3")] = \
+        " ".join(argv).replace(w.loadgen, "loadgen") + \
+        "   (strace -c -f -p <every process of the proxy>, attached after the warm-up)"
+    lg = start(argv, w.load_cpu, subprocess.DEVNULL, stdin=subprocess.PIPE,
+               stdout=subprocess.PIPE)
+    st = None
+    out = os.path.join(px.dir, "strace-%s.txt" % mode)
+    try:
+        line = readline(lg, 60)
+        if line != "ready":
+            raise BenchError("loadgen %s: %s" % (mode, line))
+        pids = session_pids(px.sid())
+        targets = []
+        for pid in pids:
+            targets += ["-p", str(pid)]
+        st = start(["strace", "-c", "-f", "-o", out] + targets, w.load_cpu, subprocess.DEVNULL)
+        wait_for(lambda: traced(pids) or st.poll() is not None, 20, "strace to attach")
+        if st.poll() is not None:
+            raise BenchError("strace exited (%s)" % st.returncode)
+        lg.stdin.write(b"go\n")
+        lg.stdin.flush()
+        line = readline(lg, 600)
+        # detach before the keep-alive connections close
+        st.send_signal(signal.SIGINT)
+        try:
+            st.wait(60)
+        except subprocess.TimeoutExpired:
+            raise BenchError("strace did not stop")
+        _procs.remove(st)
+        st = None
+    finally:
+        if st is not None:
+            end(st)
+        try:
+            lg.stdin.write(b"exit\n")
+            lg.stdin.close()
+        except OSError:
+            pass
+        try:
+            lg.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        end(lg)
+    m = re.search(r"requests=(\d+) resumed=(\d+) full=(\d+) errors=(\d+) seconds=([\d.]+) "
+                  r"first_error=(\S+)", line)
+    if not m:
+        raise BenchError("cannot read loadgen's output: " + line)
+    tally = {"requests": int(m.group(1)), "resumed": int(m.group(2)), "full": int(m.group(3)),
+             "errors": int(m.group(4)), "first_error": m.group(6)}
+    if tally["requests"] == 0:
+        raise BenchError("no request completed: " + tally["first_error"])
+    with open(out) as f:
+        counts = parse_strace_c(f.read())
+    if not counts:
+        raise BenchError("strace counted nothing (see %s)" % out)
+    return counts, tally["requests"], tally
+
+
+def phase_syscalls(w, px, res):
+    """System calls per resumed connection + dial + request (2) and per
+    keep-alive request (3): the median per unit over --sc-reps runs of each."""
+    for key, mode, per_proc, label in (
+            ("sc_res", "resume-n", w.args.sc_conns, "per resumed connection + request"),
+            ("sc_ka", "keepalive-n", w.args.sc_requests, "per keep-alive request")):
+        runs = []
+        for _ in range(w.args.sc_reps):
+            counts, units, tally = count_syscalls(w, px, mode, per_proc)
+            if tally["errors"]:
+                raise BenchError("%d errors (%s) while counting system calls %s" % (
+                    tally["errors"], tally["first_error"], label))
+            per = {name: c / units for name, c in counts.items()}
+            per["total"] = sum(counts.values()) / units
+            per["units"] = units
+            if mode == "resume-n":
+                per["resumed_pct"] = 100.0 * tally["resumed"] / units
+            runs.append(per)
+        med = median_of(runs)
+        res[key + "_total"] = med["total"]
+        res[key + "_epoll_ctl"] = med.get("epoll_ctl", 0.0)
+        res[key + "_units"] = med["units"]
+        if "resumed_pct" in med:
+            res[key + "_resumed_pct"] = med["resumed_pct"]
+        for name, v in med.items():
+            if name not in ("total", "units", "resumed_pct"):
+                res["%s:%s" % (key, name)] = v
+        if len(runs) > 1:
+            tot = sorted(r["total"] for r in runs)
+            res[key + "_spread"] = tot[-1] - tot[0]
+        for i, r in enumerate(runs):
+            res["%s_total#%d" % (key, i + 1)] = r["total"]
+        top = sorted(((v, n) for n, v in med.items()
+                      if n not in ("total", "units", "resumed_pct")), reverse=True)[:5]
+        say("  %-8s s %s: %.1f system calls (%s), epoll_ctl %.2f%s%s" % (
+            px.kind, label, med["total"], ", ".join("%s %.1f" % (n, v) for v, n in top),
+            med.get("epoll_ctl", 0.0),
+            ", %.1f%% resumed" % med["resumed_pct"] if "resumed_pct" in med else "",
+            ", runs %s" % " ".join("%.2f" % r["total"] for r in runs) if len(runs) > 1 else ""))
+
+
+def syscall_tables(results, proxies, top=6):
+    """Markdown tables of the system calls per unit: total, epoll_ctl, and
+    the commonest calls (the union of each proxy's top ones)."""
+    L = []
+    for key, title in (("sc_res", "per resumed connection + backend dial + request"),
+                       ("sc_ka", "per keep-alive request")):
+        have = [p for p in proxies if key + "_total" in results.get(p, {})]
+        if not have:
+            continue
+        names = set()
+        for p in have:
+            r = results[p]
+            calls = sorted(((v, k.split(":", 1)[1]) for k, v in r.items()
+                            if k.startswith(key + ":") and "#" not in k), reverse=True)
+            # the top ones that make a difference (not a timer every few seconds)
+            names.update(n for v, n in calls[:top] if v >= 0.05)
+        names.discard("epoll_ctl")
+        order = sorted(names, key=lambda n: -max(results[p].get("%s:%s" % (key, n), 0)
+                                                 for p in have))
+        L.append("| system calls %s | %s |" % (title, " | ".join(NAMES[p] for p in have)))
+        L.append("|---|%s" % ("---:|" * len(have)))
+        L.append("| **total** | %s |" % " | ".join(
+            "**%.1f**" % results[p][key + "_total"] for p in have))
+        L.append("| epoll_ctl | %s |" % " | ".join(
+            "%.2f" % results[p].get(key + "_epoll_ctl", 0) for p in have))
+        for n in order:
+            L.append("| %s | %s |" % (n, " | ".join(
+                "%.2f" % results[p].get("%s:%s" % (key, n), 0) for p in have)))
+        if key == "sc_res":
+            L.append("| (share resumed) | %s |" % " | ".join(
+                "%.1f %%" % results[p].get("sc_res_resumed_pct", 0) for p in have))
+        L.append("| (units counted) | %s |" % " | ".join(
+            "{:,}".format(int(results[p].get(key + "_units", 0))) for p in have))
+        if any(key + "_spread" in results[p] for p in have):
+            L.append("| (spread of the total over the runs) | %s |" % " | ".join(
+                "%.2f" % results[p].get(key + "_spread", 0) for p in have))
+        L.append("")
+    return L
+
+
 # ---------------------------------------------------------------- report
 
 # (key, label, unit, lower is better, target kind, target value)
@@ -788,8 +1011,14 @@ FIGURES = [
      "ratio", 0.8),
     ("res_rate", "2. resumed handshakes + requests per second", "/s", False, None, None),
     ("res_resumed_pct", "2. share of handshakes resumed", "%", False, None, None),
+    ("sc_res_total", "2. system calls per resumed connection + dial + request (strace, "
+     "phase s)", "", True, "vs_nginx", 1.0),
+    ("sc_res_epoll_ctl", "2. of which epoll_ctl", "", True, None, None),
     ("ka_cpu_us", "3. keep-alive request: CPU per request", "us", True, "ratio", 0.8),
     ("ka_rate", "3. keep-alive requests per second", "/s", False, None, None),
+    ("sc_ka_total", "3. system calls per keep-alive request (strace, phase s)", "", True,
+     "vs_nginx", 1.0),
+    ("sc_ka_epoll_ctl", "3. of which epoll_ctl", "", True, None, None),
     ("bulk_mbps_core", "4. bulk 100 MB: MB/s per core (MB per CPU second)", "MB/s", False,
      "ratio", 1.5),
     ("bulk_mbps", "4. bulk 100 MB: MB/s", "MB/s", False, None, None),
@@ -804,7 +1033,8 @@ FIGURES = [
 
 # figures in the chart: relative cost against the best peer, lower is better
 CHART = [("hs_cpu_us", "handshake\\nCPU"), ("res_cpu_us", "resumed+req\\nCPU"),
-         ("ka_cpu_us", "keep-alive\\nCPU"), ("bulk_cpu_s_gb", "bulk\\nCPU/GB"),
+         ("sc_res_total", "resumed+req\\nsyscalls"), ("ka_cpu_us", "keep-alive\\nCPU"),
+         ("sc_ka_total", "keep-alive\\nsyscalls"), ("bulk_cpu_s_gb", "bulk\\nCPU/GB"),
          ("idle_kb", "idle conn\\nmemory"), ("max_idle", "max idle\\n(inverse)"),
          ("start_s", "start-up\\nN hosts"), ("start_mb", "memory\\nN hosts"),
          ("reload_s", "reload\\n10 changed")]
@@ -847,6 +1077,10 @@ def verdict(key, lower, kind, target, results, nofile=None):
         if met is False and nofile is not None and nofile < 2 * target:
             # two descriptors a connection: not reachable on this machine
             return ratio, tgt, "n/a (descriptor limit %d)" % nofile
+    elif kind == "vs_nginx":
+        ng = results.get("nginx", {}).get(key)
+        tgt = "<= %.1fx nginx stream" % target
+        met = None if tf is None or ng is None else tf <= target * ng
     else:   # vs_haproxy
         hp = results.get("haproxy", {}).get(key)
         tgt = "<= %.1fx HAProxy" % target
@@ -907,45 +1141,73 @@ def write_report(w, results, notes, tls, elapsed):
     L.append("- Date: %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
     L.append("- Commit: %s%s; tlsfront binary: `%s`" % (head, dirty, a.tlsfront))
     L.append("- Machine: %s" % machine())
-    L.append("- Versions: tlsfront %s, HAProxy %s, hitch %s, nginx %s (backend), %s, wrk %s" % (
+    L.append("- Versions: tlsfront %s, HAProxy %s, hitch %s, nginx %s (stream proxy, with "
+             "Debian's libnginx-mod-stream, and backend), %s, wrk %s, strace %s" % (
         version_of([a.tlsfront, "-V"], r"(\d+\.\d+\.\d+\S*)"),
         version_of(["haproxy", "-v"], r"version (\S+)"),
         version_of(["hitch", "--version"], r"hitch (\S+)"),
         version_of(["nginx", "-v"], r"nginx/(\S+)"),
         version_of(["openssl", "version"], r"(OpenSSL \S+)"),
-        version_of(["wrk", "-v"], r"wrk (\S+)")))
-    L.append("- Layout: each proxy pinned to CPU %d (`taskset -c %d`), one worker; nginx, the "
-             "load generators and this script on CPU %d. Descriptor limit (hard, not raisable "
-             "here): %d." % (w.proxy_cpu, w.proxy_cpu, w.load_cpu, w.nofile))
+        version_of(["wrk", "-v"], r"wrk (\S+)"),
+        version_of(["strace", "-V"], r"version (\S+)")))
+    L.append("- Layout: each proxy pinned to CPU %d (`taskset -c %d`), one worker; the nginx "
+             "backend, the load generators and this script on CPU %d. Descriptor limit (hard, "
+             "not raisable here): %d." % (w.proxy_cpu, w.proxy_cpu, w.load_cpu, w.nofile))
     L.append("- Negotiated: %s" % "; ".join("%s: %s" % (NAMES[p], tls.get(p, "n/a")) for p in ran))
-    L.append("- Run: figures 1-4 %d round(s) of %s s per proxy and phase, proxies interleaved, "
-             "median shown; %d clients; %s idle connections for 5, %s tried for 6, "
-             "%s hosts for 7%s; whole run %.0f s.\n" % (
-                 a.rounds, a.duration, a.clients, "{:,}".format(a.idle), "{:,}".format(a.max_idle),
-                 "{:,}".format(a.hosts), " (QUICK)" if a.quick else "", elapsed))
-    L.append("| figure | tlsfront | HAProxy | hitch | tlsfront vs best peer | target | met? |")
-    L.append("|---|---:|---:|---:|---:|---|---|")
+    parts = []
+    if set("1234") & set(a.phases):
+        parts.append("figures 1-4 %d round(s) of %s s per proxy and phase, proxies interleaved, "
+                     "median shown; %d clients" % (a.rounds, a.duration, a.clients))
+    if "s" in a.phases:
+        parts.append("system calls (s): %d loadgen processes, %s resumed connections and %s "
+                     "keep-alive requests each, %d run(s), median" % (
+                         a.sc_procs, "{:,}".format(a.sc_conns), "{:,}".format(a.sc_requests),
+                         a.sc_reps))
+    for k, text in (("5", "%s idle connections for 5" % "{:,}".format(a.idle)),
+                    ("6", "%s tried for 6" % "{:,}".format(a.max_idle)),
+                    ("7", "%s hosts for 7" % "{:,}".format(a.hosts))):
+        if k in a.phases:
+            parts.append(text)
+    L.append("- Run: phases %s; %s%s; whole run %.0f s.\n" % (
+        a.phases, "; ".join(parts), " (QUICK)" if a.quick else "", elapsed))
+    L.append("| figure | %s | tlsfront vs best peer | target | met? |" %
+             " | ".join(NAMES[p] for p in PROXIES))
+    L.append("|---|%s---:|---|---|" % ("---:|" * len(PROXIES)))
     for key, label, unit, lower, kind, target in FIGURES:
         label = label.replace("N hosts", "{:,} hosts".format(a.hosts))
         vals = [fmt(results.get(p, {}).get(key), unit) for p in PROXIES]
+        if all(v == "n/a" for v in vals):
+            continue        # a figure of a phase not run
         ratio, tgt, met = verdict(key, lower, kind, target, results, w.nofile)
-        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            label, vals[0], vals[1], vals[2], "%.2fx" % ratio if ratio is not None else "",
-            tgt, met))
+        L.append("| %s | %s | %s | %s | %s |" % (
+            label, " | ".join(vals), "%.2fx" % ratio if ratio is not None else "", tgt, met))
     L.append("")
-    L.append("CPU is the proxy's own (all of its processes, `/proc/PID/task/*/schedstat`) over "
-             "the phase, divided by the work done in it; rates are what the load generator "
-             "reached on its one CPU, so a peer that is cheaper per unit may still show a "
-             "lower rate when the client is the bottleneck. Proxy CPU busy during each phase "
-             "(100% = the proxy was the bottleneck):\n")
-    L.append("| phase | tlsfront | HAProxy | hitch |")
-    L.append("|---|---:|---:|---:|")
-    for key, label in (("hs_busy", "1. full handshakes"), ("res_busy", "2. resumed + request"),
-                       ("ka_busy", "3. keep-alive"), ("bulk_busy", "4. bulk")):
-        L.append("| %s | %s |" % (label, " | ".join(
-            "%.0f%%" % (100 * results[p][key]) if key in results.get(p, {}) else "n/a"
-            for p in PROXIES)))
-    L.append("")
+    busy = [(key, label) for key, label in (
+        ("hs_busy", "1. full handshakes"), ("res_busy", "2. resumed + request"),
+        ("ka_busy", "3. keep-alive"), ("bulk_busy", "4. bulk"))
+        if any(key in results.get(p, {}) for p in PROXIES)]
+    if busy:
+        L.append("CPU is the proxy's own (all of its processes, `/proc/PID/task/*/schedstat`) "
+                 "over the phase, divided by the work done in it; rates are what the load "
+                 "generator reached on its one CPU, so a peer that is cheaper per unit may "
+                 "still show a lower rate when the client is the bottleneck. Proxy CPU busy "
+                 "during each phase (100% = the proxy was the bottleneck):\n")
+        L.append("| phase | %s |" % " | ".join(NAMES[p] for p in PROXIES))
+        L.append("|---|%s" % ("---:|" * len(PROXIES)))
+        for key, label in busy:
+            L.append("| %s | %s |" % (label, " | ".join(
+                "%.0f%%" % (100 * results[p][key]) if key in results.get(p, {}) else "n/a"
+                for p in PROXIES)))
+        L.append("")
+    sc = syscall_tables(results, PROXIES)
+    if sc:
+        L.append("System calls (phase s) of all of each proxy's processes and threads, counted "
+                 "by `strace -c -f` attached after a warm-up, over a fixed number of resumed "
+                 "connections (each: TLS 1.3 resumption, the proxy's dial to the backend, one "
+                 "`GET /small` with `Connection: close`, close) and of keep-alive requests, "
+                 "divided by what the client completed; the CPU figures come from runs "
+                 "without strace. Calls that failed (EAGAIN) count too. Per unit:\n")
+        L += sc
     if notes:
         L.append("Notes from this run:\n")
         for n in notes:
@@ -955,13 +1217,14 @@ def write_report(w, results, notes, tls, elapsed):
     L.append("```")
     for k in sorted(w.commands):
         L.append("%s: %s" % (k, w.commands[k]))
-    L.append("7: start each proxy on %s hosts (one certificate and key per host, ECDSA P-256, "
-             "made by mkcerts), poll TLS handshakes (SNI h%d.bench.test) until the last host "
-             "serves its certificate; replace 10 hosts' files, reload (tlsfront, hitch: SIGHUP; "
-             "HAProxy -W master: SIGUSR2), poll until all 10 serve their new certificate" %
-             ("{:,}".format(a.hosts), a.hosts - 1))
+    if "7" in a.phases:
+        L.append("7: start each proxy on %s hosts (one certificate and key per host, ECDSA "
+                 "P-256, made by mkcerts), poll TLS handshakes (SNI h%d.bench.test) until the "
+                 "last host serves its certificate; replace 10 hosts' files, reload (tlsfront, "
+                 "hitch: SIGHUP; HAProxy -W master: SIGUSR2), poll until all 10 serve their new "
+                 "certificate" % ("{:,}".format(a.hosts), a.hosts - 1))
     L.append("```\n")
-    L.append("Configurations (phases 1-6):\n")
+    L.append("Configurations (phases 1-6 and s):\n")
     for p in ran:
         L.append("%s:\n\n```\n%s```\n" % (NAMES[p], w.confs.get(p, "n/a\n")))
     with open(os.path.join(out, "RESULTS.md"), "w") as f:
@@ -994,7 +1257,8 @@ def chart(work, results, out):
     data = os.path.join(work, "chart.dat")
     with open(data, "w") as f:
         f.write("\n".join(rows) + "\n")
-    colours = {"tlsfront": "#1f77b4", "haproxy": "#2ca02c", "hitch": "#ff7f0e"}
+    colours = {"tlsfront": "#1f77b4", "haproxy": "#2ca02c", "hitch": "#ff7f0e",
+               "nginx": "#9467bd"}
     plots = []
     for i in cols:
         p = PROXIES[i]
@@ -1003,7 +1267,7 @@ def chart(work, results, out):
             NAMES[p], colours[p]))
     gp = """set terminal pngcairo size 1300,560 font ",10"
 set output "%(png)s"
-set title "tlsfront vs HAProxy and hitch: cost relative to the best peer (1.0); lower is better\\n%(sub)s"
+set title "tlsfront vs HAProxy, hitch and nginx stream: cost relative to the best peer (1.0); lower is better\\n%(sub)s"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -1053,7 +1317,10 @@ def main():
                     help="the tlsfront binary (default: $TLSFRONT_BIN, else "
                     "../_build-bench/tlsfront)")
     ap.add_argument("--proxies", default=",".join(PROXIES))
-    ap.add_argument("--phases", default="1234567", help="which figures, e.g. 123")
+    ap.add_argument("--phases", default="1234s567",
+                    help="which figures, e.g. 123; s: the system calls of 2 and 3 (strace), "
+                    "alone a quick mode that prints a table and writes no report unless "
+                    "--out is given")
     ap.add_argument("--duration", type=int, default=3 if quick else 10,
                     help="seconds per load phase")
     ap.add_argument("--rounds", type=int, default=1 if quick else 3,
@@ -1066,16 +1333,32 @@ def main():
                     help="seconds to hold the connections of 6 before counting")
     ap.add_argument("--hosts", type=int, default=1000 if quick else 10000)
     ap.add_argument("--many-timeout", type=int, default=600)
+    ap.add_argument("--sc-procs", type=int, default=4,
+                    help="s: loadgen processes (connections at once)")
+    ap.add_argument("--sc-conns", type=int, default=250,
+                    help="s: resumed connections per loadgen process")
+    ap.add_argument("--sc-requests", type=int, default=1000,
+                    help="s: keep-alive requests per loadgen process")
+    ap.add_argument("--sc-reps", type=int, default=None,
+                    help="s: runs of each count per proxy, the median reported (default 3; "
+                    "1 with QUICK or --phases s)")
     ap.add_argument("--tlsfront-log-level", default="info",
                     help="tlsfront's log_level (info: one access line per connection)")
     ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or
                     os.path.join(HERE, ".cache"))
     ap.add_argument("--tools", default=None, help="where loadgen and mkcerts are")
-    ap.add_argument("--out", default=HERE, help="where RESULTS.md, results.csv/png go")
+    ap.add_argument("--out", default=None, help="where RESULTS.md, results.csv/png go "
+                    "(default: bench/, or none with --phases s)")
     ap.add_argument("--chart-only", action="store_true",
                     help="only draw results.png again from --out's results.csv")
     args = ap.parse_args()
+    only_s = args.phases.strip() == "s"
+    if args.sc_reps is None:
+        args.sc_reps = 1 if quick or only_s else 3
+    if args.out is None and not only_s:
+        args.out = HERE
     if args.chart_only:
+        args.out = args.out or HERE
         results = {}
         with open(os.path.join(args.out, "results.csv")) as f:
             for row in csv.DictReader(f):
@@ -1115,7 +1398,7 @@ def main():
     results, notes, tls = {}, [], {}
     if w.proxy_cpu == w.load_cpu:
         notes.append("only one CPU: proxies and load share it, so rates mean little")
-    if w.nofile < 2 * args.idle + 200:
+    if "5" in args.phases and w.nofile < 2 * args.idle + 200:
         n = (w.nofile - 200) // 2
         notes.append("5 measured with %d idle connections, not %d: a proxy needs two "
                      "descriptors per connection (client and backend) and the hard limit "
@@ -1139,7 +1422,7 @@ def main():
         rounds = {kind: [] for kind in proxies}
         for kind in proxies:
             results[kind] = {}
-        if load_phases:
+        if load_phases or "s" in args.phases:
             up = []
             for kind in proxies:
                 px = pxs[kind]
@@ -1154,7 +1437,7 @@ def main():
                     notes.append("%s: %s" % (NAMES[kind], e))
                     say("%s failed: %s" % (kind, e))
                     px.stop()
-            for r in range(args.rounds):
+            for r in range(args.rounds if load_phases else 0):
                 say("== round %d of %d" % (r + 1, args.rounds))
                 order = up[r % len(up):] + up[:r % len(up)] if up else []
                 res_r = {kind: {} for kind in up}
@@ -1169,6 +1452,18 @@ def main():
                             say("  %s %s failed: %s" % (kind, k, e))
                 for kind in up:
                     rounds[kind].append(res_r[kind])
+            if "s" in args.phases:
+                # after the load phases, so that every proxy is warm; strace
+                # detaches before the next figure, which is measured without it
+                say("== system calls (strace -c)")
+                for kind in up:
+                    if pxs[kind].p.poll() is not None:
+                        continue
+                    try:
+                        phase_syscalls(w, pxs[kind], results[kind])
+                    except BenchError as e:
+                        notes.append("%s, system calls: %s" % (NAMES[kind], e))
+                        say("  %s s failed: %s" % (kind, e))
             for kind in up:
                 pxs[kind].stop()
                 results[kind].update(median_of(rounds[kind]))
@@ -1178,18 +1473,24 @@ def main():
         for kind in proxies:
             res = results[kind]
             px = pxs[kind]
-            say("== %s" % kind)
             for k, f in (("5", phase_idle_rss), ("6", phase_max_idle), ("7", phase_many_hosts)):
                 if k not in args.phases:
                     continue
+                if k == min(set("567") & set(args.phases)):
+                    say("== %s" % kind)
                 try:
                     f(w, px, res)
                 except BenchError as e:
                     notes.append("%s, figure %s: %s" % (NAMES[kind], k, e))
-                    say("  %s failed: %s" % (k, e))
+                    say("  %s %s: %s" % (k, "not measured" if str(e).startswith("n/a")
+                                         else "failed", e))
                 if k == "6" and "max_idle_note" in res:
                     notes.append("%s, figure 6: %s" % (NAMES[kind], res.pop("max_idle_note")))
         for kind in proxies:
+            pct = results[kind].get("sc_res_resumed_pct")
+            if pct is not None and pct < 99:
+                notes.append("%s resumed only %.1f%% of the connections counted for the "
+                             "system calls of figure 2" % (NAMES[kind], pct))
             pct = results[kind].get("res_resumed_pct")
             if pct is not None and pct < 90:
                 notes.append("%s resumed only %.0f%% of the handshakes of figure 2 (the load "
@@ -1206,6 +1507,22 @@ def main():
         end_all()
     if "tlsfront" not in results:
         results["tlsfront"] = {}
+    if "s" in args.phases:
+        say("")
+        say("System calls per unit (strace -c -f on all of each proxy's processes; %d loadgen "
+            "processes; %s resumed connections and %s keep-alive requests each; median of %d "
+            "run(s)); tlsfront: %s" % (args.sc_procs, "{:,}".format(args.sc_conns),
+                                       "{:,}".format(args.sc_requests), args.sc_reps,
+                                       args.tlsfront))
+        say("")
+        for line in syscall_tables(results, proxies):
+            say(line)
+        for n in notes:
+            say("note: " + n)
+    if args.out is None:
+        shutil.rmtree(w.work, ignore_errors=True)
+        say("(no report written; --out DIR writes RESULTS.md, results.csv and results.png)")
+        return 0
     write_report(w, results, notes, tls, time.monotonic() - t_all)
     shutil.rmtree(w.work, ignore_errors=True)
     say("wrote %s" % ", ".join(os.path.join(args.out, f) for f in

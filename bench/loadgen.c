@@ -11,6 +11,20 @@
  *       (wrk also resumes, but only every other connection here: it offers
  *       the session it resumed with, not the ticket that came after it.)
  *
+ *   loadgen resume-n HOST PORT SNI PATH N PROCS
+ *   loadgen keepalive-n HOST PORT SNI PATH N PROCS
+ *       Fixed counts, for counting the server's system calls (bench.py's
+ *       phase s): PROCS processes each warm up (resume-n: a full and a
+ *       resumed connection, so that the ticket in hand came from a
+ *       resumption; keepalive-n: a handshake and one request on a keep-alive
+ *       connection), then the parent prints "ready" and waits for a line on
+ *       stdin. Then each process does N connections as resume does
+ *       (resume-n) or N requests one after another on its open connection
+ *       (keepalive-n), and the parent prints the line resume prints (for
+ *       keepalive-n, resumed and full count nothing). The keep-alive
+ *       connections stay open until the next line on stdin (or its end), so
+ *       that closing them is not part of what is counted.
+ *
  *   loadgen hold HOST PORT SNI N SRC NSRC CONC TIMEOUT
  *       Opens N TLS 1.3 connections (full handshakes, at most CONC at a time,
  *       each given TIMEOUT seconds) from the NSRC source addresses SRC, SRC+1,
@@ -263,6 +277,238 @@ cmd_resume(char **av)
 	return 0;
 }
 
+/* ------------------------------------------------- fixed counts (phase s) */
+
+/* A keep-alive connection: SSL over a blocking socket, or none. */
+struct kconn {
+	int fd;
+	SSL *ssl;
+};
+
+static void
+kconn_close(struct kconn *k)
+{
+	if (k->ssl != NULL)
+		SSL_free(k->ssl);
+	if (k->fd >= 0)
+		close(k->fd);
+	k->ssl = NULL;
+	k->fd = -1;
+	ERR_clear_error();
+}
+
+static int
+kconn_open(SSL_CTX *ctx, const struct sockaddr_in *dst, const char *sni, struct kconn *k,
+    struct tally *t)
+{
+	struct timeval tv = { .tv_sec = 10 };
+
+	errno = 0;
+	k->ssl = NULL;
+	k->fd = tcp_socket(NULL, 0);
+	if (k->fd < 0) {
+		set_err(t->first_error, sizeof t->first_error, "socket");
+		return -1;
+	}
+	setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(k->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(k->fd, (const struct sockaddr *)dst, sizeof *dst) != 0) {
+		set_err(t->first_error, sizeof t->first_error, "connect");
+		kconn_close(k);
+		return -1;
+	}
+	k->ssl = SSL_new(ctx);
+	if (k->ssl == NULL) {
+		kconn_close(k);
+		return -1;
+	}
+	SSL_set_fd(k->ssl, k->fd);
+	SSL_set_tlsext_host_name(k->ssl, sni);
+	if (SSL_connect(k->ssl) != 1) {
+		set_err(t->first_error, sizeof t->first_error, "handshake");
+		kconn_close(k);
+		return -1;
+	}
+	return 0;
+}
+
+/* One request on a keep-alive connection: write it, read the head and a
+ * Content-Length body. 0 on a 200 response read whole. */
+static int
+kconn_request(struct kconn *k, const char *req, struct tally *t)
+{
+	char buf[16384];
+	size_t got = 0;
+	long want = -1;
+	int n;
+
+	if (SSL_write(k->ssl, req, (int)strlen(req)) <= 0) {
+		set_err(t->first_error, sizeof t->first_error, "write");
+		return -1;
+	}
+	for (;;) {
+		if (got == sizeof buf - 1) {
+			set_err(t->first_error, sizeof t->first_error, "response_too_long");
+			return -1;
+		}
+		n = SSL_read(k->ssl, buf + got, (int)(sizeof buf - 1 - got));
+		if (n <= 0) {
+			set_err(t->first_error, sizeof t->first_error, "read");
+			return -1;
+		}
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (want < 0) {
+			char *end = strstr(buf, "\r\n\r\n"), *cl;
+
+			if (end == NULL)
+				continue;
+			if (strncmp(buf, "HTTP/1.1 200", 12) != 0) {
+				set_err(t->first_error, sizeof t->first_error, "bad_response");
+				return -1;
+			}
+			cl = strcasestr(buf, "\r\ncontent-length:");
+			if (cl == NULL || cl > end) {
+				set_err(t->first_error, sizeof t->first_error, "no_content_length");
+				return -1;
+			}
+			want = (long)(end + 4 - buf) + atol(cl + 17);
+			if (want > (long)sizeof buf - 1) {
+				set_err(t->first_error, sizeof t->first_error, "response_too_long");
+				return -1;
+			}
+		}
+		if ((long)got >= want)
+			return (long)got == want ? 0 : -1;
+	}
+}
+
+/* The parent's side of resume-n and keepalive-n: PROCS children, each
+ * warmed up and waiting on its go pipe; see the comment at the top. */
+static int
+cmd_counted(char **av, int keepalive)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(av[1])) };
+	const char *sni = av[2], *path = av[3];
+	long count = atol(av[4]);
+	int procs = atoi(av[5]), up[256], go[256];
+	char req[1024], line[64];
+	struct tally total = { 0 };
+	double t0;
+
+	if (inet_pton(AF_INET, av[0], &dst.sin_addr) != 1 || count < 1 || procs < 1 ||
+	    procs > 256) {
+		fprintf(stderr, "loadgen: bad arguments\n");
+		return 2;
+	}
+	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path, sni,
+	    keepalive ? "" : "Connection: close\r\n");
+	for (int i = 0; i < procs; i++) {
+		int pu[2], pg[2];
+
+		if (pipe(pu) != 0 || pipe(pg) != 0)
+			return 2;
+		pid_t pid = fork();
+		if (pid < 0)
+			return 2;
+		if (pid == 0) {
+			SSL_CTX *ctx = client_ctx();
+			SSL_SESSION *sess = NULL;
+			struct tally t = { 0 }, warm = { 0 };
+			struct kconn k = { .fd = -1 };
+			char c;
+
+			close(pu[0]);
+			close(pg[1]);
+			for (int j = 0; j < i; j++)
+				close(go[j]);
+			if (ctx == NULL)
+				_exit(1);
+			if (keepalive) {
+				if (kconn_open(ctx, &dst, sni, &k, &warm) == 0 &&
+				    kconn_request(&k, req, &warm) != 0)
+					kconn_close(&k);
+			} else {
+				one_request(ctx, &dst, sni, req, &sess, &warm);
+				one_request(ctx, &dst, sni, req, &sess, &warm);
+			}
+			if (write(pu[1], "r", 1) != 1 || read(pg[0], &c, 1) != 1)
+				_exit(1);
+			for (long n = 0; n < count; n++) {
+				if (!keepalive) {
+					one_request(ctx, &dst, sni, req, &sess, &t);
+					continue;
+				}
+				if (k.ssl == NULL && kconn_open(ctx, &dst, sni, &k, &t) != 0) {
+					t.errors++;
+					continue;
+				}
+				if (kconn_request(&k, req, &t) == 0) {
+					t.requests++;
+				} else {
+					t.errors++;
+					kconn_close(&k);
+				}
+			}
+			if (t.first_error[0] == '\0' && warm.first_error[0] != '\0')
+				snprintf(t.first_error, sizeof t.first_error, "warm-up:%.100s",
+				    warm.first_error);
+			if (write(pu[1], &t, sizeof t) != (ssize_t)sizeof t)
+				_exit(1);
+			/* hold the connection until the parent lets go */
+			while (read(pg[0], &c, 1) > 0)
+				;
+			kconn_close(&k);
+			_exit(0);
+		}
+		close(pu[1]);
+		close(pg[0]);
+		up[i] = pu[0];
+		go[i] = pg[1];
+	}
+	for (int i = 0; i < procs; i++) {
+		char c;
+
+		if (read(up[i], &c, 1) != 1) {
+			fprintf(stderr, "loadgen: a process ended in its warm-up\n");
+			return 2;
+		}
+	}
+	printf("ready\n");
+	if (fgets(line, sizeof line, stdin) == NULL)
+		return 2;
+	t0 = now();
+	for (int i = 0; i < procs; i++)
+		if (write(go[i], "g", 1) != 1)
+			return 2;
+	for (int i = 0; i < procs; i++) {
+		struct tally t;
+
+		if (read(up[i], &t, sizeof t) == (ssize_t)sizeof t) {
+			total.requests += t.requests;
+			total.resumed += t.resumed;
+			total.full += t.full;
+			total.errors += t.errors;
+			if (total.first_error[0] == '\0')
+				memcpy(total.first_error, t.first_error, sizeof t.first_error);
+		} else {
+			total.errors++;
+		}
+		close(up[i]);
+	}
+	printf("requests=%ld resumed=%ld full=%ld errors=%ld seconds=%.3f first_error=%s\n",
+	    total.requests, total.resumed, total.full, total.errors, now() - t0,
+	    total.first_error[0] ? total.first_error : "-");
+	if (fgets(line, sizeof line, stdin) == NULL) {
+		/* end of input: let go all the same */
+	}
+	for (int i = 0; i < procs; i++)
+		close(go[i]);
+	while (wait(NULL) > 0)
+		;
+	return 0;
+}
+
 /* -------------------------------------------------------------------- hold */
 
 enum { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD };
@@ -470,9 +716,15 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 8 && strcmp(argv[1], "resume") == 0)
 		return cmd_resume(argv + 2);
+	if (argc == 8 && strcmp(argv[1], "resume-n") == 0)
+		return cmd_counted(argv + 2, 0);
+	if (argc == 8 && strcmp(argv[1], "keepalive-n") == 0)
+		return cmd_counted(argv + 2, 1);
 	if (argc == 10 && strcmp(argv[1], "hold") == 0)
 		return cmd_hold(argv + 2);
 	fprintf(stderr, "usage: loadgen resume HOST PORT SNI PATH SECONDS PROCS\n"
+	    "       loadgen resume-n HOST PORT SNI PATH N PROCS\n"
+	    "       loadgen keepalive-n HOST PORT SNI PATH N PROCS\n"
 	    "       loadgen hold HOST PORT SNI N SRC NSRC CONC TIMEOUT\n");
 	return 2;
 }

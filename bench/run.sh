@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark tlsfront against HAProxy and hitch (issue #8): bench/README.md.
+# Benchmark tlsfront against HAProxy, hitch and nginx stream (issues #8, #15):
+# bench/README.md.
 #
 #   bench/run.sh [--tlsfront PATH] [bench.py options]     (or: make bench)
 #   QUICK=1 bench/run.sh                                  (small counts, 3 s phases)
+#   bench/run.sh --phases s --tlsfront PATH               (system calls only, ~35 s,
+#                                                          a table on stdout)
 #
 # Installs the tools from Debian if one is missing, builds the load generator
 # and the certificate maker into bench/.cache/bin, then runs bench/bench.py,
@@ -16,10 +19,12 @@ export BENCH_CACHE=$CACHE
 SUDO=
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 missing=
-for tool in hitch haproxy nginx wrk h2load gnuplot openssl cc taskset ss python3; do
+for tool in hitch haproxy nginx wrk h2load gnuplot openssl cc taskset ss strace python3; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 [ -e /usr/include/openssl/ssl.h ] || missing="$missing libssl-dev"
+# nginx's stream module (the nginx peer) is a package of its own
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$missing libnginx-mod-stream"
 if [ -n "$missing" ]; then
 	echo "bench: installing (missing:$missing)"
 	export DEBIAN_FRONTEND=noninteractive
@@ -34,8 +39,9 @@ if [ -n "$missing" ]; then
 	trap '[ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq --no-install-recommends \
-		hitch haproxy nginx-light wrk nghttp2-client gnuplot-nox openssl \
-		build-essential libssl-dev python3 procps iproute2 util-linux >/dev/null
+		hitch haproxy nginx-light libnginx-mod-stream wrk nghttp2-client gnuplot-nox \
+		openssl build-essential libssl-dev python3 procps iproute2 util-linux \
+		strace >/dev/null
 	# before exec below, which would skip the trap
 	[ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 	trap - EXIT

@@ -1,24 +1,23 @@
 /*
  * conn.c: see conn.h.
  *
- * Flow: conn_accept() -> TLS handshake on the client bufferevent (tls.c's
- * ClientHello callback picks the host) -> on_handshake_event(CONNECTED) dials
- * the backend (backend.c) -> on_backend_event(CONNECTED) hands both sides to
- * relay.c -> relay_done() or a timer or a shutdown -> conn_close().
+ * Flow: conn_accept() registers the client socket -> [on_proxy_readable]
+ * -> handshake() on each event until tls_stream_handshake says DONE (the
+ * ClientHello callback of tls_accept.c picks the host) -> handshake_done()
+ * reads what the client sent already (a client that is gone is closed
+ * without a dial) and dials the backend (backend.c) -> connected() hands
+ * the backend side to the relay -> the relay's done(), a timer or a drain
+ * -> conn_close().
  */
+#include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
+#include <event2/event.h>
 
-#include "backend.h"
 #include "clientauth.h"
 #include "conn.h"
 #include "log.h"
@@ -26,6 +25,92 @@
 #include "stats.h"
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
+static void handshake(struct conn *c);
+
+/* ---- the lifecycle -------------------------------------------------------- */
+
+int
+conn_state_next(enum conn_state from, enum conn_state to)
+{
+	if (to == CONN_CLOSED)
+		return from != CONN_CLOSED;
+	switch (from) {
+	case CONN_NEW:
+		return to == CONN_PROXY || to == CONN_HANDSHAKE;
+	case CONN_PROXY:
+		return to == CONN_HANDSHAKE;
+	case CONN_HANDSHAKE:
+		return to == CONN_CONNECTING;
+	case CONN_CONNECTING:
+		return to == CONN_RELAYING;
+	case CONN_RELAYING:
+		return to == CONN_DRAINING;
+	case CONN_DRAINING:
+	case CONN_CLOSED:
+		return 0;
+	}
+	return 0;
+}
+
+static void
+set_state(struct conn *c, enum conn_state to)
+{
+	assert(conn_state_next(c->state, to));
+	c->state = to;
+}
+
+/* One row per enum conn_end, in its order. */
+static const struct conn_end_info end_table[END_COUNT] = {
+	[END_CLOSED] = { "closed", HS_OTHER, 1 },
+	[END_PROXY_TIMEOUT] = { "PROXY header timeout", HS_TIMEOUT, 0 },
+	[END_PROXY_CLOSED] = { "PROXY header: client closed", HS_PROXY_HEADER, 0 },
+	[END_PROXY_ERROR] = { "PROXY header", HS_PROXY_HEADER, 0 },
+	[END_PROXY_INVALID] = { "PROXY header: invalid", HS_PROXY_HEADER, 0 },
+	[END_PROXY_TOO_LONG] = { "PROXY header: too long", HS_PROXY_HEADER, 0 },
+	[END_PROXY_READ] = { "PROXY header: read failed", HS_PROXY_HEADER, 0 },
+	[END_HS_TIMEOUT] = { "handshake timeout", HS_TIMEOUT, 0 },
+	[END_HS_UNKNOWN_NAME] = { "handshake failed: unknown server name", HS_UNKNOWN_SNI, 0 },
+	[END_HS_NO_NAME] = { "handshake failed: no server name and no default host",
+	    HS_UNKNOWN_SNI, 0 },
+	[END_HS_HOST_FULL] = { "handshake failed: host max_connections reached",
+	    CONN_HS_HOST_REFUSED, 0 },
+	[END_HS_HOST_CERT] = { "handshake failed: cannot set the host's certificate", HS_OTHER,
+	    0 },
+	[END_HS_NO_ALPN] = { "handshake failed: no common ALPN protocol", HS_NO_ALPN, 0 },
+	[END_HS_CLIENT_CERT] = { "handshake failed: client certificate", HS_CLIENT_CERT, 0 },
+	[END_HS_NOT_ALLOWED] = { "handshake failed: client certificate not on the allow-list",
+	    HS_CLIENT_CERT, 0 },
+	[END_HS_CLOSED] = { "handshake failed: client closed", HS_CLOSED, 0 },
+	[END_HS_RESET] = { "handshake failed: client reset", HS_CLOSED, 0 },
+	[END_HS_TLS_ERROR] = { "handshake failed: client TLS error", HS_PROTOCOL, 0 },
+	[END_HS_NO_CLIENT_CERT] = { "handshake failed: client TLS error", HS_CLIENT_CERT, 0 },
+	[END_HS_ERROR] = { "handshake failed: client error", HS_CLOSED, 0 },
+	[END_GONE] = { "client closed after the handshake", HS_OTHER, 0 },
+	[END_CONNECT_FAILED] = { "backend connect failed", HS_OTHER, 1 },
+	[END_CONNECT_TIMEOUT] = { "backend connect timeout", HS_OTHER, 1 },
+	[END_PROXY_HEADER_BUILD] = { "cannot build the PROXY header", HS_OTHER, 1 },
+	[END_IDLE_TIMEOUT] = { "idle timeout", HS_OTHER, 1 },
+	/* After a failure on either side, no close_notify: the client must be
+	 * able to tell a response cut short by a backend reset from a complete
+	 * one, and a protocol without a length of its own has only the TLS
+	 * close to go by. */
+	[END_CLIENT_CLOSED] = { "client closed", HS_CLOSED, 0 },
+	[END_CLIENT_RESET] = { "client reset", HS_CLOSED, 0 },
+	[END_CLIENT_TLS_ERROR] = { "client TLS error", HS_PROTOCOL, 0 },
+	[END_CLIENT_ERROR] = { "client error", HS_CLOSED, 0 },
+	[END_BACKEND_CLOSED] = { "backend closed", HS_OTHER, 0 },
+	[END_BACKEND_RESET] = { "backend reset", HS_OTHER, 0 },
+	[END_BACKEND_ERROR] = { "backend error", HS_OTHER, 0 },
+	[END_SHUTDOWN_TIMEOUT] = { "shutdown timeout", HS_OTHER, 0 },
+	[END_WORKER_EXIT] = { "worker exit", HS_OTHER, 0 },
+	[END_NO_MEMORY] = { "out of memory", HS_OTHER, 0 },
+};
+
+const struct conn_end_info *
+conn_end_info(enum conn_end why)
+{
+	return &end_table[why];
+}
 
 /* ---- the end ------------------------------------------------------------ */
 
@@ -40,25 +125,6 @@ conn_free_cb(evutil_socket_t fd, short what, void *arg)
 	free(c);
 	s->n--;
 	s->gone(s->arg);
-}
-
-static void
-send_close_notify(struct conn *c)
-{
-	SSL *ssl;
-
-	if (c->close_notify_sent || c->client == NULL)
-		return;
-	c->close_notify_sent = 1;
-	if ((ssl = bufferevent_openssl_get_ssl(c->client)) != NULL) {
-		/* Best effort: libevent 2.1 never sends it on free. One call only
-		 * sends ours and never reads, so we do not wait for the peer's.
-		 * Do not mark the peer's as received: after a half-close the
-		 * client may still send, and SSL_read must go on returning its
-		 * data until its own close_notify. */
-		(void)SSL_shutdown(ssl);
-		ERR_clear_error();
-	}
 }
 
 /* Milliseconds from t to the loop's current time. */
@@ -82,30 +148,27 @@ blank_out(char *s)
 }
 
 static void
-log_access(struct conn *c, const char *reason)
+log_access(struct conn *c, enum conn_end why, const char *detail)
 {
 	char peer[ADDR_TEXT_MAX];
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
-	const char *version = "-", *cipher = "-";
+	const char *version = "-", *cipher = NULL;
 	char cn[128] = "", san[160] = "";
-	SSL *ssl = c->client ? bufferevent_openssl_get_ssl(c->client) : NULL;
 
 	if (log_level_current < LOG_LVL_INFO)
 		return;
-	/* stats_counted: the handshake completed (the client may be gone) */
-	if (ssl != NULL && (c->state != CONN_HANDSHAKE || c->stats_counted)) {
-		SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-		version = SSL_get_version(ssl);
-		cipher = SSL_get_cipher_name(ssl);
+	if (c->stats_counted) {	/* the handshake completed (the client may be gone) */
+		tls_stream_alpn(&c->ts, &alpn, &alpn_len);
+		version = tls_stream_version(&c->ts);
+		cipher = tls_stream_cipher(&c->ts);
 		/* the verified client identity (mTLS), if any */
-		clientauth_identity(SSL_get0_peer_certificate(ssl), cn, sizeof(cn), san,
-		    sizeof(san));
+		tls_stream_client_identity(&c->ts, cn, sizeof(cn), san, sizeof(san));
 		blank_out(cn);
 		blank_out(san);
 	}
 	log_msg(LOG_LVL_INFO, "access client=%s host=%s sni=%s alpn=%.*s tls=%s cipher=%s "
-	    "client_cn=%s client_san=%s backend=%s in=%llu out=%llu ms=%ld reason=\"%s\"",
+	    "client_cn=%s client_san=%s backend=%s in=%llu out=%llu ms=%ld reason=\"%s%s%s\"",
 	    addr_format((const struct sockaddr *)&c->peer, c->peer_len, peer, sizeof(peer)),
 	    c->tls.host ? c->tls.host->cfg->label : "-",
 	    c->tls.sni[0] ? c->tls.sni : "-",
@@ -113,7 +176,8 @@ log_access(struct conn *c, const char *reason)
 	    version, cipher ? cipher : "-", cn[0] ? cn : "-", san[0] ? san : "-",
 	    c->backend_addr ? c->backend_addr->text : "-",
 	    (unsigned long long)c->relay.bytes[0], (unsigned long long)c->relay.bytes[1],
-	    (long)ms_since(c, &c->start), reason);
+	    (long)ms_since(c, &c->start), end_table[why].text, detail ? ": " : "",
+	    detail ? detail : "");
 }
 
 /* Position of the connection's host in its generation (for stats.h). */
@@ -123,46 +187,9 @@ host_index(const struct conn *c)
 	return (size_t)(c->tls.host - c->set->gen->hosts);
 }
 
-/*
- * Why a connection that ends before its handshake completed failed
- * (enum stats_hs_reason), or -1 when its host's max_connections refused it.
- * Matches the reasons tls.c and describe() write.
- */
-static int
-handshake_failure(const struct conn *c, const char *reason)
-{
-	const char *f = c->tls.fail;
-
-	if (c->state == CONN_PROXY)
-		return strcmp(reason, "PROXY header timeout") == 0 ? HS_TIMEOUT :
-		    strncmp(reason, "PROXY header", 12) == 0 ? HS_PROXY_HEADER : HS_OTHER;
-	if (f != NULL) {
-		if (strcmp(f, "host max_connections reached") == 0)
-			return -1;
-		if (strcmp(f, "unknown server name") == 0 ||
-		    strcmp(f, "no server name and no default host") == 0)
-			return HS_UNKNOWN_SNI;
-		if (strcmp(f, "no common ALPN protocol") == 0)
-			return HS_NO_ALPN;
-		if (strncmp(f, "client certificate", 18) == 0)
-			return HS_CLIENT_CERT;
-		return HS_OTHER;
-	}
-	if (strcmp(reason, "handshake timeout") == 0)
-		return HS_TIMEOUT;
-	if (strstr(reason, "peer did not return a certificate") != NULL)
-		return HS_CLIENT_CERT;
-	if (strstr(reason, "client TLS error: ") != NULL)
-		return HS_PROTOCOL;
-	if (strstr(reason, "client closed") != NULL || strstr(reason, "client reset") != NULL ||
-	    strstr(reason, "client error") != NULL)
-		return HS_CLOSED;
-	return HS_OTHER;
-}
-
 /* The metrics of a connection that ends (stats.h). */
 static void
-count_close(const struct conn *c, const char *reason)
+count_close(const struct conn *c, enum conn_end why)
 {
 	stats_add(SG_ENDED, 1);
 	if (c->stats_counted) {
@@ -170,51 +197,52 @@ count_close(const struct conn *c, const char *reason)
 		stats_host_add(h, SH_CLOSED, 1);
 		stats_host_add(h, SH_BYTES_IN, c->relay.bytes[0]);
 		stats_host_add(h, SH_BYTES_OUT, c->relay.bytes[1]);
-	} else if (c->state == CONN_PROXY || c->state == CONN_HANDSHAKE) {
-		int why = handshake_failure(c, reason);
-		if (why >= 0)
-			stats_add(SG_HS_FAIL + (unsigned)why, 1);
-		else
+	} else if (c->state == CONN_PROXY || c->state == CONN_HANDSHAKE ||
+	    c->state == CONN_NEW) {
+		int hs = end_table[why].hs;
+		if (hs == CONN_HS_HOST_REFUSED)
 			stats_host_add(host_index(c), SH_REFUSED, 1);
+		else
+			stats_add(SG_HS_FAIL + (unsigned)hs, 1);
 	}
 }
 
+static void
+drop_event(struct event **ev)
+{
+	if (*ev != NULL)
+		event_free(*ev);
+	*ev = NULL;
+}
+
 void
-conn_close(struct conn *c, const char *reason)
+conn_close(struct conn *c, enum conn_end why, const char *detail)
 {
 	struct conn_set *s = c->set;
 
 	if (c->state == CONN_CLOSED)
 		return;
-	count_close(c, reason);
-	log_access(c, reason);
-	c->state = CONN_CLOSED;
+	assert(why < END_COUNT);
+	if (end_table[why].close_notify)
+		tls_stream_close_notify(&c->ts);
+	count_close(c, why);
+	log_access(c, why, detail);
+	set_state(c, CONN_CLOSED);
 	tls_release(&c->tls);
-	relay_stop(&c->relay);
-	if (c->timer != NULL)
-		event_free(c->timer);
-	c->timer = NULL;
-	if (c->ev_proxy != NULL)
-		event_free(c->ev_proxy);
-	c->ev_proxy = NULL;
+	relay_free(&c->relay);
+	drop_event(&c->timer);
+	drop_event(&c->again);
+	drop_event(&c->ev);
+	drop_event(&c->ev_wr);
+	drop_event(&c->bev);
 	free(c->proxy_buf);
 	c->proxy_buf = NULL;
-	if (c->client != NULL && c->close_notify_sent) {
-		/* OpenSSL 3.0 may have cleared SSL_SENT_SHUTDOWN on the client's
-		 * EOF (SSL_OP_IGNORE_UNEXPECTED_EOF); without it SSL_free drops
-		 * the session from the cache and session-ID resumption fails. */
-		SSL *ssl = bufferevent_openssl_get_ssl(c->client);
-		if (ssl != NULL)
-			SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
-	}
-	if (c->client != NULL)
-		bufferevent_free(c->client);	/* frees the SSL and closes the fd */
-	else if (c->fd >= 0)
+	tls_stream_free(&c->ts);
+	if (c->fd >= 0)
 		close(c->fd);
-	c->fd = -1;
-	if (c->backend != NULL)
-		bufferevent_free(c->backend);
-	c->client = c->backend = NULL;
+	if (c->be.fd >= 0)
+		close(c->be.fd);
+	c->fd = c->be.fd = -1;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -227,90 +255,129 @@ conn_close(struct conn *c, const char *reason)
 		conn_free_cb(-1, 0, c);
 }
 
-/* ---- reasons ------------------------------------------------------------ */
+/* ---- events ------------------------------------------------------------- */
 
-/*
- * Describe why bufferevent bev reported `what`, into buf: "SIDE timeout",
- * "SIDE closed" (an EOF, or a write to a peer that had closed: EPIPE),
- * "SIDE reset" (ECONNRESET), "SIDE TLS error: REASON", "SIDE error: ERRNO".
- * handshake_failure() and the man page's list of reasons depend on these.
- */
-static const char *
-describe(struct bufferevent *bev, short what, const char *side, char *buf, size_t n)
+/* The client socket must be watched for writability too: a write (or the
+ * handshake) was refused. Once added it stays: edge-triggered, it costs
+ * nothing until the socket drains. */
+static void
+watch_write(struct conn *c)
 {
-	unsigned long e, last = 0;
-	int err = EVUTIL_SOCKET_ERROR();
+	if (c->ev_wr != NULL)
+		return;
+	c->ev_wr = event_new(c->set->base, c->fd, EV_WRITE | EV_ET | EV_PERSIST,
+	    event_get_callback(c->ev), c);
+	if (c->ev_wr == NULL || event_add(c->ev_wr, NULL) != 0)
+		conn_close(c, END_NO_MEMORY, NULL);
+}
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		snprintf(buf, n, "%s timeout", side);
-		return buf;
+static void
+again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CONN_HANDSHAKE)
+		handshake(c);
+	else if (c->relay_ready && c->state != CONN_CLOSED)
+		(void)relay_pump(&c->relay, -1);
+}
+
+/* Come back after the loop has served the others (a zero timeout runs
+ * after the next epoll_wait): work left that no edge will announce. */
+static void
+schedule_again(struct conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->again == NULL && (c->again = evtimer_new(c->set->base, again_cb, c)) == NULL) {
+		conn_close(c, END_NO_MEMORY, NULL);
+		return;
 	}
-	/* A read EOF is the peer's close, whatever errno holds. A write that
-	 * failed is reported as an EOF too once the peer's close_notify (or
-	 * FIN) was read (OpenSSL then says SSL_ERROR_ZERO_RETURN); errno tells
-	 * a reset from a close. */
-	if ((what & BEV_EVENT_EOF) && !((what & BEV_EVENT_WRITING) && err == ECONNRESET)) {
-		ERR_clear_error();
-		snprintf(buf, n, "%s closed", side);
-		return buf;
-	}
-	/* libevent 2.1 queues SSL_get_error()'s bare code (library 0) along
-	 * with the real errors; keep the first real one. A bare code alone
-	 * (SSL_ERROR_SYSCALL) means the socket failed: errno says how. */
-	while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0)
-		if (last == 0 && ERR_GET_LIB(e) != 0)
-			last = e;
-	if (last != 0) {
-		char ebuf[256];
-		ERR_error_string_n(last, ebuf, sizeof(ebuf));
-		const char *r = strstr(ebuf, "::");
-		snprintf(buf, n, "%s TLS error: %s", side, r ? r + 2 : ebuf);
-	} else if (err == ECONNRESET) {
-		snprintf(buf, n, "%s reset", side);
-	} else if (err == EPIPE) {
-		snprintf(buf, n, "%s closed", side);
-	} else if (err != 0) {
-		snprintf(buf, n, "%s error: %s", side, strerror(err));
-	} else {
-		snprintf(buf, n, "%s error", side);
-	}
-	ERR_clear_error();
-	return buf;
+	evtimer_add(c->again, &now);
 }
 
 /* ---- relay -------------------------------------------------------------- */
 
 static void
-relay_shutdown_write(void *arg, int side)
+relay_want_write(void *arg, int side)
 {
 	struct conn *c = arg;
 
 	if (side == 0)
-		send_close_notify(c);
-	else
-		(void)shutdown(bufferevent_getfd(c->backend), SHUT_WR);
+		watch_write(c);	/* the backend socket is watched for both */
 }
 
 static void
-relay_done(void *arg, const char *reason, int side, short what)
+relay_again(void *arg)
 {
-	struct conn *c = arg;
-	char buf[300];
-
-	if (side < 0) {
-		conn_close(c, reason);
-		return;
-	}
-	describe(side == 0 ? c->client : c->backend, what, side == 0 ? "client" : "backend",
-	    buf, sizeof(buf));
-	/* No close_notify after a backend failure: the client must be able to
-	 * tell a response cut short by a backend reset from a complete one,
-	 * and a protocol without a length of its own has only the TLS close
-	 * to go by. It sees the TCP close without close_notify: truncated. */
-	conn_close(c, buf);
+	schedule_again(arg);
 }
 
-static const struct relay_ops relay_ops = { relay_shutdown_write, relay_done };
+/* The client failed: what its TLS stream says. */
+static void
+client_failed(struct conn *c, int handshake_over)
+{
+	char detail[256];
+	enum tls_stream_err e = tls_stream_error(&c->ts, detail, sizeof(detail));
+	enum conn_end why;
+
+	switch (e) {
+	case TLS_ERR_CLOSED:
+		why = handshake_over ? END_CLIENT_CLOSED : END_HS_CLOSED;
+		break;
+	case TLS_ERR_RESET:
+		why = handshake_over ? END_CLIENT_RESET : END_HS_RESET;
+		break;
+	case TLS_ERR_PROTOCOL:
+	case TLS_ERR_NO_CLIENT_CERT:
+		why = handshake_over ? END_CLIENT_TLS_ERROR :
+		    e == TLS_ERR_PROTOCOL ? END_HS_TLS_ERROR : END_HS_NO_CLIENT_CERT;
+		break;
+	default:
+		why = handshake_over ? END_CLIENT_ERROR : END_HS_ERROR;
+		break;
+	}
+	conn_close(c, why, detail[0] ? detail : NULL);
+}
+
+static void
+relay_done(void *arg, int side, int writing)
+{
+	struct conn *c = arg;
+	int err = c->be.sys_errno;
+
+	(void)writing;
+	if (side < 0) {
+		conn_close(c, END_CLOSED, NULL);
+	} else if (side == 0 && c->state == CONN_HANDSHAKE &&
+	    tls_stream_error(&c->ts, NULL, 0) <= TLS_ERR_RESET) {
+		conn_close(c, END_GONE, NULL);	/* in handshake_done's read */
+	} else if (side == 0) {
+		client_failed(c, 1);
+	} else if (err == EPIPE) {
+		conn_close(c, END_BACKEND_CLOSED, NULL);
+	} else if (err == ECONNRESET) {
+		conn_close(c, END_BACKEND_RESET, NULL);
+	} else {
+		conn_close(c, END_BACKEND_ERROR, err ? strerror(err) : NULL);
+	}
+}
+
+static const struct relay_ops relay_ops = { relay_want_write, relay_again, relay_done };
+
+/* An event on side i's socket (side -1: a scheduled retry). */
+static void
+pump(struct conn *c, int side)
+{
+	if (side >= 0)	/* the peer read or wrote: the connection is alive */
+		event_base_gettimeofday_cached(c->set->base, &c->last_activity);
+	if (relay_pump(&c->relay, side) == RELAY_OVER)
+		return;
+	if (c->state == CONN_RELAYING && relay_half_closed(&c->relay))
+		set_state(c, CONN_DRAINING);
+}
 
 /* ---- timer -------------------------------------------------------------- */
 
@@ -323,8 +390,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	switch (c->state) {
+	case CONN_NEW:
 	case CONN_PROXY:
-		conn_close(c, "PROXY header timeout");
+		conn_close(c, END_PROXY_TIMEOUT, NULL);
 		return;
 	case CONN_HANDSHAKE: {
 		/* armed with the listener's shortest handshake_timeout; once SNI
@@ -336,23 +404,21 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 				return;
 			}
 		}
-		conn_close(c, "handshake timeout");
+		conn_close(c, END_HS_TIMEOUT, NULL);
 		return;
 	}
 	case CONN_CONNECTING:
 		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
-		send_close_notify(c);
-		conn_close(c, "backend connect timeout");
+		conn_close(c, END_CONNECT_TIMEOUT, NULL);
 		return;
-	case CONN_RELAYING: {
-		unsigned long long idle_ms = ms_since(c, &c->relay.last_activity);
+	case CONN_RELAYING:
+	case CONN_DRAINING: {
+		unsigned long long idle_ms = ms_since(c, &c->last_activity);
 
-		if (idle_ms + 1 >= hc->idle_timeout_ms) {
-			send_close_notify(c);
-			conn_close(c, "idle timeout");
-		} else {
+		if (idle_ms + 1 >= hc->idle_timeout_ms)
+			conn_close(c, END_IDLE_TIMEOUT, NULL);
+		else
 			conn_arm_timer(c, hc->idle_timeout_ms - (unsigned)idle_ms);
-		}
 		return;
 	}
 	case CONN_CLOSED:
@@ -384,30 +450,35 @@ cert_form(int proxy_client_cert)
 	}
 }
 
-/* The PROXY header the host wants in front of the plaintext, if any: the
- * TLS side says what the handshake was (tls_facts_get), proxy_tls.c turns
- * that into TLVs, proxy.c encodes. */
+/* The PROXY header the host wants in front of the plaintext, if any, put
+ * before what the client sent: the TLS side says what the handshake was
+ * (tls_facts_get), proxy_tls.c turns that into TLVs, proxy.c encodes. */
 static int
-send_proxy_header(struct conn *c)
+queue_proxy_header(struct conn *c)
 {
 	const struct host_config *hc = c->tls.host->cfg;
+	struct evbuffer *q = relay_queue(&c->relay, 0);
 	const struct sockaddr *src = (const struct sockaddr *)&c->peer;
 	const struct sockaddr *dst = (const struct sockaddr *)&c->local;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->client);
 	struct tls_facts f;
 	struct proxy_tlvs t;
 	uint8_t *buf;
 	size_t cap;
 	ssize_t n;
 
+	if (hc->proxy_protocol != PROXY_SEND_V1 && hc->proxy_protocol != PROXY_SEND_V2)
+		return 0;
+	if (c->local_len == 0) {	/* only now: most hosts never need it */
+		c->local_len = sizeof(c->local);
+		if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->local_len) != 0)
+			c->local_len = 0;
+	}
 	if (hc->proxy_protocol == PROXY_SEND_V1) {
 		char line[PROXY_V1_MAX + 1];
 		size_t len = proxy_encode_v1(src, dst, line);
-		return bufferevent_write(c->backend, line, len);
+		return evbuffer_prepend(q, line, len);
 	}
-	if (hc->proxy_protocol != PROXY_SEND_V2)
-		return 0;
-	tls_facts_get(ssl, cert_form(hc->proxy_client_cert), &f);
+	tls_facts_get(c->ts.ssl, cert_form(hc->proxy_client_cert), &f);
 	proxy_tlvs_from_tls(&f, (uint8_t)hc->proxy_client_cert_tlv, &t);
 	cap = 1024 + f.client_cert_len;
 	if ((buf = malloc(cap)) == NULL) {
@@ -423,37 +494,63 @@ send_proxy_header(struct conn *c)
 		n = proxy_encode_v2(src, dst, &t, buf, cap);
 	}
 	if (n > 0)
-		n = bufferevent_write(c->backend, buf, (size_t)n) == 0 ? 0 : -1;
+		n = evbuffer_prepend(q, buf, (size_t)n) == 0 ? 0 : -1;
 	free(buf);
 	tls_facts_free(&f);
 	return n < 0 ? -1 : 0;
 }
 
 static void
-on_backend_event(struct bufferevent *bev, short what, void *arg)
+connect_failed(struct conn *c, int err)
 {
-	struct conn *c = arg;
-	char buf[300];
+	stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
+	conn_close(c, END_CONNECT_FAILED, strerror(err));
+}
 
-	if (what & BEV_EVENT_CONNECTED) {
-		stats_connect_time(host_index(c), stats_clock_us() - c->dial_us);
-		if (send_proxy_header(c) != 0) {
-			send_close_notify(c);
-			conn_close(c, "cannot build the PROXY header");
-			return;
-		}
-		c->state = CONN_RELAYING;
-		relay_start(&c->relay, c->client, c->backend, &relay_ops, c);
-		if (c->state == CONN_RELAYING)
-			conn_arm_timer(c, c->tls.host->cfg->idle_timeout_ms);
+/*
+ * CONNECTING, and the backend socket is writable (or failed): the connect
+ * is over. With bytes queued, writing them tells how it went and saves
+ * the getsockopt; nothing has reached the backend if that write fails.
+ */
+static void
+connected(struct conn *c)
+{
+	struct evbuffer *q = relay_queue(&c->relay, 0);
+	int err;
+
+	if (evbuffer_get_length(q) > 0) {
+		err = evbuffer_write(q, c->be.fd) >= 0 ? 0 : errno;
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+			err = 0;
+	} else {
+		err = backend_connect_error(c->be.fd);
+	}
+	if (err != 0) {
+		connect_failed(c, err);
 		return;
 	}
-	snprintf(buf, sizeof(buf), "backend connect failed: %s",
-	    strerror(EVUTIL_SOCKET_ERROR()));
-	stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
-	send_close_notify(c);
-	conn_close(c, buf);
-	(void)bev;
+	stats_connect_time(host_index(c), stats_clock_us() - c->dial_us);
+	set_state(c, CONN_RELAYING);
+	conn_arm_timer(c, c->tls.host->cfg->idle_timeout_ms);
+	event_base_gettimeofday_cached(c->set->base, &c->last_activity);
+	if (relay_open(&c->relay, 1) == RELAY_OVER)
+		return;
+	if (c->state == CONN_RELAYING && relay_half_closed(&c->relay))
+		set_state(c, CONN_DRAINING);
+}
+
+static void
+backend_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_CLOSED)
+		c->be.eof_pending = 1;	/* its FIN is in: read to the EOF */
+	if (c->state == CONN_CONNECTING)
+		connected(c);
+	else if (c->state == CONN_RELAYING || c->state == CONN_DRAINING)
+		pump(c, 1);
 }
 
 static void
@@ -461,25 +558,27 @@ dial_backend(struct conn *c)
 {
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->client);
-	char buf[300];
 
-	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	tls_stream_alpn(&c->ts, &alpn, &alpn_len);
 	c->backend_addr = gen_backend_for(c->tls.host, alpn, alpn_len);
-	c->state = CONN_CONNECTING;
-	/* hold what the client sends until the backend is there */
-	bufferevent_setcb(c->client, NULL, NULL, NULL, c);
-	bufferevent_disable(c->client, EV_READ);
-	c->dial_us = stats_clock_us();
-	c->backend = backend_dial(c->set->base, c->backend_addr);
-	if (c->backend == NULL) {
-		snprintf(buf, sizeof(buf), "backend connect failed: %s", strerror(errno));
-		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
-		send_close_notify(c);
-		conn_close(c, buf);
+	set_state(c, CONN_CONNECTING);
+	if (queue_proxy_header(c) != 0) {
+		conn_close(c, END_PROXY_HEADER_BUILD, NULL);
 		return;
 	}
-	bufferevent_setcb(c->backend, NULL, NULL, on_backend_event, c);
+	c->dial_us = stats_clock_us();
+	if ((c->be.fd = backend_dial(c->backend_addr)) < 0) {
+		connect_failed(c, errno);
+		return;
+	}
+	/* one registration for the connection's life: the connect's end,
+	 * reads, writes and the FIN (EV_CLOSED: EPOLLRDHUP) */
+	c->bev = event_new(c->set->base, c->be.fd,
+	    EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, backend_cb, c);
+	if (c->bev == NULL || event_add(c->bev, NULL) != 0) {
+		conn_close(c, END_NO_MEMORY, NULL);
+		return;
+	}
 	conn_arm_timer(c, c->tls.host->cfg->connect_timeout_ms);
 }
 
@@ -506,133 +605,148 @@ let_alert_arrive(int fd)
 	errno = saved;
 }
 
-/*
- * Is the client already gone, right after its handshake? Scanners, health
- * checks and `openssl s_time` close as soon as the handshake is done, often
- * before our session tickets arrive (their write then fails). A backend
- * connection for them is wasted work for us and for the backend, so peek
- * once: a reset, or a FIN with no byte before it and nothing decrypted
- * and waiting in OpenSSL, means nobody will read what the backend says.
- * A request, a close_notify or silence all mean "dial".
- */
-static int
-client_gone(struct bufferevent *bev)
+/* The handshake callbacks' refusal as the end of the connection. */
+static enum conn_end
+refusal(enum tls_fail f)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	char b;
-	ssize_t r;
+	switch (f) {
+	case TLS_FAIL_UNKNOWN_NAME:
+		return END_HS_UNKNOWN_NAME;
+	case TLS_FAIL_NO_NAME:
+		return END_HS_NO_NAME;
+	case TLS_FAIL_HOST_FULL:
+		return END_HS_HOST_FULL;
+	case TLS_FAIL_HOST_CERT:
+		return END_HS_HOST_CERT;
+	case TLS_FAIL_NO_ALPN:
+		return END_HS_NO_ALPN;
+	case TLS_FAIL_CLIENT_CERT:
+		return END_HS_CLIENT_CERT;
+	case TLS_FAIL_NOT_ALLOWED:
+		return END_HS_NOT_ALLOWED;
+	case TLS_FAIL_NONE:
+		break;
+	}
+	return END_HS_ERROR;
+}
 
-	if (fd < 0 || ssl == NULL || SSL_has_pending(ssl) ||
-	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		return 0;
-	r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (r == 0)
-		return 1;
-	return r < 0 && (errno == ECONNRESET || errno == EPIPE || errno == ETIMEDOUT);
+/*
+ * The handshake is done. Read what the client sent already (with
+ * read-ahead, often the request came with its Finished): that read also
+ * tells a client already gone (scanners, health checks and `openssl
+ * s_time` close as soon as the handshake is done), for which a backend
+ * connection would be wasted work for us and for the backend. A reset, or
+ * a FIN with no byte before it, means nobody will read what the backend
+ * says; a request, a close_notify (a half-close: the client may still
+ * read, as from a backend that speaks first) or nothing yet mean "dial".
+ */
+static void
+handshake_done(struct conn *c)
+{
+	stats_host_add(host_index(c), SH_OPENED, 1);
+	if (tls_stream_resumed(&c->ts))
+		stats_host_add(host_index(c), SH_RESUMED, 1);
+	c->stats_counted = 1;
+	if (relay_init(&c->relay, &tls_stream_io, &c->ts, &backend_io, &c->be, &relay_ops,
+	    c) != 0) {
+		conn_close(c, END_NO_MEMORY, NULL);
+		return;
+	}
+	c->relay_ready = 1;
+	if (relay_pump(&c->relay, 0) == RELAY_OVER)
+		return;		/* failed: relay_done closed it */
+	if (c->relay.d[0].eof && c->relay.bytes[0] == 0 && !c->tls.peer_close_notify) {
+		conn_close(c, END_GONE, NULL);
+		return;
+	}
+	dial_backend(c);
 }
 
 static void
-on_handshake_event(struct bufferevent *bev, short what, void *arg)
+handshake(struct conn *c)
 {
-	struct conn *c = arg;
-	char buf[300];
-
-	if (what & BEV_EVENT_CONNECTED) {
-		stats_host_add(host_index(c), SH_OPENED, 1);
-		if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
-			stats_host_add(host_index(c), SH_RESUMED, 1);
-		c->stats_counted = 1;
-		if (client_gone(bev)) {
-			conn_close(c, "client closed after the handshake");
-			return;
-		}
-		dial_backend(c);
+	switch (tls_stream_handshake(&c->ts)) {
+	case TLS_STEP_DONE:
+		handshake_done(c);
 		return;
+	case TLS_STEP_WANT_READ:
+		return;
+	case TLS_STEP_WANT_WRITE:
+		watch_write(c);
+		return;
+	case TLS_STEP_MORE:
+		schedule_again(c);
+		return;
+	case TLS_STEP_FAILED:
+		break;
 	}
-	if (c->tls.fail != NULL) {
-		ERR_clear_error();
-		snprintf(buf, sizeof(buf), "handshake failed: %s", c->tls.fail);
-	} else {
-		char why[256];
-		describe(bev, what, "client", why, sizeof(why));
-		snprintf(buf, sizeof(buf), "handshake failed: %s", why);
-	}
-	let_alert_arrive(bufferevent_getfd(bev));
-	conn_close(c, buf);
+	let_alert_arrive(c->fd);
+	if (c->tls.fail != TLS_FAIL_NONE)
+		conn_close(c, refusal(c->tls.fail),
+		    c->tls.fail == TLS_FAIL_CLIENT_CERT ? c->tls.fail_detail : NULL);
+	else
+		client_failed(c, 0);
 }
 
 /* Hand the client socket to OpenSSL: the TLS handshake starts. */
-static void
+static int
 start_tls(struct conn *c)
 {
-	SSL *ssl;
-
-	c->state = CONN_HANDSHAKE;
-	if ((ssl = tls_ssl_new(c->set->gen->tls, &c->tls)) == NULL) {
-		conn_close(c, "out of memory");
-		return;
+	set_state(c, CONN_HANDSHAKE);
+	if (tls_stream_start(&c->ts, c->set->gen->tls, &c->tls, c->fd) != 0) {
+		conn_close(c, END_NO_MEMORY, NULL);
+		return -1;
 	}
-	c->client = bufferevent_openssl_socket_new(c->set->base, c->fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->client == NULL) {	/* libevent freed the SSL; the fd is still ours */
-		ERR_clear_error();
-		conn_close(c, "out of memory");
-		return;
-	}
-	c->fd = -1;	/* the bufferevent owns it now */
-	/* No allow_dirty_shutdown: SSL_OP_IGNORE_UNEXPECTED_EOF (tls.c) already
-	 * makes a FIN without close_notify an EOF, and a reset must stay an
-	 * error, or a vanished client would hold its backend until idle_timeout. */
-	bufferevent_setcb(c->client, NULL, NULL, on_handshake_event, c);
-	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	return 0;
 }
 
 /*
  * CONN_PROXY: the socket is readable. Peek at what has arrived and consume
  * exactly the header, never a byte of the TLS that follows it: bytes that
  * cannot complete the header yet are all header bytes, so they are consumed
- * too (and kept in proxy_buf), which keeps the level-triggered event from
- * firing again for them.
+ * too (and kept in proxy_buf): the socket is drained, as the edge-triggered
+ * event needs.
  */
 static void
-on_proxy_readable(evutil_socket_t fd, short what, void *arg)
+on_proxy_readable(struct conn *c)
 {
-	struct conn *c = arg;
 	struct proxy_info info;
 	ssize_t got, r;
-	char why[80];
 
-	(void)what;
 	if (c->proxy_buf == NULL && (c->proxy_buf = malloc(PROXY_MAX_HEADER)) == NULL) {
-		conn_close(c, "out of memory");
+		conn_close(c, END_NO_MEMORY, NULL);
 		return;
 	}
-	got = recv(fd, c->proxy_buf + c->proxy_len, PROXY_MAX_HEADER - c->proxy_len, MSG_PEEK);
-	if (got <= 0) {
-		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+	for (;;) {	/* until EAGAIN: no new edge comes for what is left */
+		got = recv(c->fd, c->proxy_buf + c->proxy_len, PROXY_MAX_HEADER - c->proxy_len,
+		    MSG_PEEK);
+		if (got <= 0) {
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+			if (got == 0)
+				conn_close(c, END_PROXY_CLOSED, NULL);
+			else
+				conn_close(c, END_PROXY_ERROR, strerror(errno));
 			return;
-		snprintf(why, sizeof(why), "PROXY header: %s",
-		    got == 0 ? "client closed" : strerror(errno));
-		conn_close(c, why);
-		return;
-	}
-	r = proxy_decode(c->proxy_buf, c->proxy_len + (size_t)got, &info);
-	if (r < 0) {
-		conn_close(c, "PROXY header: invalid");
-		return;
-	}
-	/* consume the header bytes among those peeked */
-	size_t take = r > 0 ? (size_t)r - c->proxy_len : (size_t)got;
-	if (recv(fd, c->proxy_buf + c->proxy_len, take, 0) != (ssize_t)take) {
-		conn_close(c, "PROXY header: read failed");
-		return;
-	}
-	c->proxy_len += take;
-	if (r == 0) {
-		if (c->proxy_len >= PROXY_MAX_HEADER)
-			conn_close(c, "PROXY header: too long");
-		return;	/* more to come */
+		}
+		r = proxy_decode(c->proxy_buf, c->proxy_len + (size_t)got, &info);
+		if (r < 0) {
+			conn_close(c, END_PROXY_INVALID, NULL);
+			return;
+		}
+		/* consume the header bytes among those peeked */
+		size_t take = r > 0 ? (size_t)r - c->proxy_len : (size_t)got;
+		if (recv(c->fd, c->proxy_buf + c->proxy_len, take, 0) != (ssize_t)take) {
+			conn_close(c, END_PROXY_READ, NULL);
+			return;
+		}
+		c->proxy_len += take;
+		if (r > 0)
+			break;
+		if (c->proxy_len >= PROXY_MAX_HEADER) {
+			conn_close(c, END_PROXY_TOO_LONG, NULL);
+			return;
+		}
 	}
 	if (!info.local && info.src_len > 0 && info.src_len <= sizeof(c->peer)) {
 		memcpy(&c->peer, &info.src, info.src_len);
@@ -640,11 +754,37 @@ on_proxy_readable(evutil_socket_t fd, short what, void *arg)
 		memcpy(&c->local, &info.dst, info.dst_len);
 		c->local_len = info.dst_len;
 	}
-	event_free(c->ev_proxy);
-	c->ev_proxy = NULL;
 	free(c->proxy_buf);
 	c->proxy_buf = NULL;
-	start_tls(c);
+	/* the ClientHello may be in already: no new edge will say so */
+	if (start_tls(c) == 0)
+		handshake(c);
+}
+
+/* An event on the client socket (readable, or writable once watched). */
+static void
+client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case CONN_PROXY:
+		on_proxy_readable(c);
+		return;
+	case CONN_HANDSHAKE:
+		handshake(c);
+		return;
+	case CONN_CONNECTING:	/* queued for the backend, up to the bound */
+	case CONN_RELAYING:
+	case CONN_DRAINING:
+		pump(c, 0);
+		return;
+	case CONN_NEW:
+	case CONN_CLOSED:
+		return;
+	}
 }
 
 /* Must this peer start with a PROXY header? */
@@ -664,25 +804,27 @@ conn_accept(struct conn_set *s, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c = NULL;
-	int one = 1;
 	char peer[ADDR_TEXT_MAX];
 
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listening socket (sockset.c) */
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto err;
 	c->set = s;
 	c->fd = fd;
+	c->be.fd = -1;
 	c->tls.listener = l;
 	c->tls.worker = s->tls;
 	if (salen > sizeof(c->peer))
 		salen = sizeof(c->peer);
 	memcpy(&c->peer, sa, salen);
 	c->peer_len = salen;
-	c->local_len = sizeof(c->local);
-	if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) != 0)
-		c->local_len = 0;
 	event_base_gettimeofday_cached(s->base, &c->start);
 	if ((c->timer = evtimer_new(s->base, conn_timer_cb, c)) == NULL)
+		goto err;
+	/* read interest only: a fresh socket is writable, and an EPOLLOUT
+	 * edge now would wake us before the ClientHello is in */
+	c->ev = event_new(s->base, fd, EV_READ | EV_ET | EV_PERSIST, client_cb, c);
+	if (c->ev == NULL || event_add(c->ev, NULL) != 0)
 		goto err;
 
 	c->next = s->head;
@@ -693,20 +835,18 @@ conn_accept(struct conn_set *s, const struct listener *l, int fd,
 	stats_add(SG_ACCEPTED, 1);
 	/* the handshake deadline covers a PROXY header too */
 	conn_arm_timer(c, l->handshake_timeout_ms);
-	if (must_send_proxy(s, sa)) {
-		c->state = CONN_PROXY;
-		c->ev_proxy = event_new(s->base, fd, EV_READ | EV_PERSIST, on_proxy_readable, c);
-		if (c->ev_proxy == NULL || event_add(c->ev_proxy, NULL) != 0)
-			conn_close(c, "out of memory");
-		return;
-	}
-	start_tls(c);
+	if (must_send_proxy(s, sa))
+		set_state(c, CONN_PROXY);
+	else
+		(void)start_tls(c);
 	return;
 err:
 	log_warn("cannot take connection from %s: %s",
 	    addr_format(sa, salen, peer, sizeof(peer)), strerror(errno ? errno : ENOMEM));
-	if (c != NULL && c->timer != NULL)
-		event_free(c->timer);
+	if (c != NULL) {
+		drop_event(&c->timer);
+		drop_event(&c->ev);
+	}
 	free(c);
 	close(fd);
 }

@@ -3,7 +3,9 @@
  *
  * Every log line is formatted into one buffer and written with a single
  * write(2), so lines from several worker processes sharing stderr never
- * interleave. The level test happens in the macros, before any formatting,
+ * interleave. A worker may batch its lines (log_batch): they then go out
+ * together, still in one write(2) of at most PIPE_BUF bytes (atomic on a
+ * pipe), when its event loop has run the callbacks of one turn. The level test happens in the macros, before any formatting,
  * so a disabled level costs one comparison on the hot path.
  */
 #ifndef TLSFRONT_LOG_H
@@ -21,6 +23,12 @@ void log_setup(enum log_dest dest, enum log_level level);
 /* Tag every following line with this role ("main", "worker 3"). The string
  * is copied. */
 void log_set_role(const char *role);
+
+/* Batch the lines to stderr from now on (on) or not; log_flush() writes what
+ * is batched, in one write(2). A line that would overflow the batch flushes
+ * it first. Syslog lines are never batched. */
+void log_batch(int on);
+void log_flush(void);
 
 /* Write one line (no trailing newline needed). Prefer the macros below. */
 void log_msg(enum log_level level, const char *fmt, ...)

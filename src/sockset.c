@@ -1,5 +1,7 @@
 /* sockset.c: see sockset.h. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -31,6 +33,9 @@ open_listener(const struct addr *a, int probe)
 	if (a->ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
 		goto err;
+	/* Linux gives every accepted socket the listener's TCP_NODELAY: one
+	 * setsockopt here instead of one per connection */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
 	    (!probe && listen(fd, 1024) != 0))
 		goto err;

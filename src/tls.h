@@ -30,12 +30,25 @@
 #include "config.h"
 #include "diag.h"
 #include "gen.h"
+#include "relay.h"
 #include "sni.h"
 #include "tls_facts.h"
 
 typedef struct ssl_st SSL;
 
 struct tls_worker;
+
+/* Why the handshake callbacks refused a client (the text is tls_fail_text's). */
+enum tls_fail {
+	TLS_FAIL_NONE = 0,
+	TLS_FAIL_UNKNOWN_NAME,		/* "unknown server name" */
+	TLS_FAIL_NO_NAME,		/* "no server name and no default host" */
+	TLS_FAIL_HOST_FULL,		/* "host max_connections reached" */
+	TLS_FAIL_HOST_CERT,		/* "cannot set the host's certificate" */
+	TLS_FAIL_NO_ALPN,		/* "no common ALPN protocol" */
+	TLS_FAIL_CLIENT_CERT,		/* "client certificate: VERIFY-ERROR" */
+	TLS_FAIL_NOT_ALLOWED		/* "client certificate not on the allow-list" */
+};
 
 /* What the handshake tells the connection; owned by the connection, linked
  * to its SSL by tls_ssl_new(). */
@@ -44,11 +57,16 @@ struct tls_info {
 	struct tls_worker *worker;		/* in: this process's state (tls_worker_new) */
 	const struct host *host;		/* out: chosen host, NULL before SNI */
 	char sni[SNI_NAME_MAX + 2];		/* out: the name sent, "" if none */
-	const char *fail;			/* out: why we refused, or NULL */
+	enum tls_fail fail;			/* out: why we refused, or NONE */
 	int counted;				/* out: counted in the worker's connections
 						 * to host (tls_release undoes it) */
-	char fail_buf[160];			/* storage fail may point to */
+	char fail_detail[128];			/* out: TLS_FAIL_CLIENT_CERT's verify error */
+	int peer_close_notify;			/* out: the client's close_notify arrived
+						 * (not just a FIN) */
 };
+
+/* The text of info's fail (see enum tls_fail), or NULL for TLS_FAIL_NONE. */
+const char *tls_fail_text(const struct tls_info *info, char *buf, size_t n);
 
 /* Once per process, before any other call. Returns 0 or -1. */
 int tls_init(void);
@@ -152,6 +170,70 @@ SSL *tls_ssl_new(const struct tls_base *b, struct tls_info *info);
 /* The connection ends: if it was counted against its host's
  * max_connections, it no longer is. Idempotent. */
 void tls_release(struct tls_info *info);
+
+/* ---- the client's stream (tls_stream.c) ------------------------------------ */
+
+/*
+ * The client's end of a connection: an SSL reading and writing its socket
+ * directly (a socket BIO, read-ahead on), driven by the connection's
+ * edge-triggered events: the handshake by tls_stream_handshake, then the
+ * relay through tls_stream_io. What failed is kept for tls_stream_error.
+ */
+struct tls_stream {
+	SSL *ssl;
+	int fd;				/* not owned: the connection closes it */
+	int sys_errno;			/* errno when it failed */
+	unsigned long ssl_error;	/* OpenSSL's first real error then, or 0 */
+	int zero_return;		/* the failure came after the peer's close */
+	int close_notify_sent;
+};
+
+/* The relay's view of a struct tls_stream (relay.h): SSL_read, SSL_write,
+ * close_notify. */
+extern const struct relay_io tls_stream_io;
+
+/* Start s on socket fd (not owned) with a new SSL on base b (tls_ssl_new).
+ * Returns 0, or -1 when out of memory (s then holds nothing). */
+int tls_stream_start(struct tls_stream *s, const struct tls_base *b, struct tls_info *info,
+    int fd);
+
+/* One step of the server handshake: DONE, WANT_READ (wait for the socket's
+ * next event), WANT_WRITE (wait for writability), MORE (not drained, but
+ * enough for one loop turn: call again after the others had theirs),
+ * FAILED (s keeps why). */
+enum tls_step {
+	TLS_STEP_DONE, TLS_STEP_WANT_READ, TLS_STEP_WANT_WRITE, TLS_STEP_MORE, TLS_STEP_FAILED
+};
+enum tls_step tls_stream_handshake(struct tls_stream *s);
+
+/* Send our close_notify once (one SSL_shutdown: it does not wait for the
+ * peer's). Best effort; no-op before the handshake completed or if sent. */
+void tls_stream_close_notify(struct tls_stream *s);
+
+/* What failed, as a kind and (for PROTOCOL and SYSTEM) a detail in buf:
+ * OpenSSL's reason, or strerror. */
+enum tls_stream_err {
+	TLS_ERR_CLOSED,		/* the peer closed (EOF, EPIPE) */
+	TLS_ERR_RESET,		/* ECONNRESET */
+	TLS_ERR_PROTOCOL,	/* OpenSSL refused: buf holds its reason */
+	TLS_ERR_NO_CLIENT_CERT,	/* ... "peer did not return a certificate" */
+	TLS_ERR_SYSTEM,		/* another socket error: buf holds strerror */
+	TLS_ERR_UNKNOWN
+};
+enum tls_stream_err tls_stream_error(const struct tls_stream *s, char *buf, size_t n);
+
+/* What the finished handshake negotiated, for the access line. */
+void tls_stream_alpn(const struct tls_stream *s, const unsigned char **p, unsigned *len);
+const char *tls_stream_version(const struct tls_stream *s);	/* "TLSv1.3" */
+const char *tls_stream_cipher(const struct tls_stream *s);	/* NULL: none */
+int tls_stream_resumed(const struct tls_stream *s);
+/* The verified client certificate's CN and SAN (clientauth_identity). */
+void tls_stream_client_identity(const struct tls_stream *s, char *cn, size_t cn_len,
+    char *san, size_t san_len);
+
+/* Free the SSL (the fd stays open). After a close_notify, the session
+ * stays in the cache. tls_stream_free on a freed stream is a no-op. */
+void tls_stream_free(struct tls_stream *s);
 
 /*
  * What the finished handshake of ssl was (see tls_facts.h for who owns

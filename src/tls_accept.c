@@ -73,6 +73,31 @@ tls_ssl_new(const struct tls_base *b, struct tls_info *info)
 	return ssl;
 }
 
+const char *
+tls_fail_text(const struct tls_info *info, char *buf, size_t n)
+{
+	switch (info->fail) {
+	case TLS_FAIL_NONE:
+		return NULL;
+	case TLS_FAIL_UNKNOWN_NAME:
+		return "unknown server name";
+	case TLS_FAIL_NO_NAME:
+		return "no server name and no default host";
+	case TLS_FAIL_HOST_FULL:
+		return "host max_connections reached";
+	case TLS_FAIL_HOST_CERT:
+		return "cannot set the host's certificate";
+	case TLS_FAIL_NO_ALPN:
+		return "no common ALPN protocol";
+	case TLS_FAIL_CLIENT_CERT:
+		snprintf(buf, n, "client certificate: %s", info->fail_detail);
+		return buf;
+	case TLS_FAIL_NOT_ALLOWED:
+		return "client certificate not on the allow-list";
+	}
+	return "?";
+}
+
 void
 tls_release(struct tls_info *info)
 {
@@ -179,19 +204,19 @@ tls_client_hello_cb(SSL *ssl, int *al, void *arg)
 	if (h == NULL)
 		h = info->listener->default_host;
 	if (h == NULL) {
-		info->fail = n > 0 ? "unknown server name" : "no server name and no default host";
+		info->fail = n > 0 ? TLS_FAIL_UNKNOWN_NAME : TLS_FAIL_NO_NAME;
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	info->host = h;
 	load = &info->worker->load[h - info->worker->hosts];
 	if (h->max_active > 0 && load->active >= h->max_active) {
-		info->fail = "host max_connections reached";
+		info->fail = TLS_FAIL_HOST_FULL;
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	if (switch_host(ssl, h) != 0) {
-		info->fail = "cannot set the host's certificate";
+		info->fail = TLS_FAIL_HOST_CERT;
 		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -214,7 +239,7 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	/* iterates over our list first: the server's preference wins */
 	if (SSL_select_next_proto(&sel, outlen, t->alpn_wire, (unsigned)t->alpn_wire_len,
 	    in, inlen) != OPENSSL_NPN_NEGOTIATED) {
-		info->fail = "no common ALPN protocol";
+		info->fail = TLS_FAIL_NO_ALPN;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;	/* no_application_protocol */
 	}
 	*out = sel;
@@ -234,10 +259,10 @@ tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	struct tls_info *info = ssl ? tls_info_of(ssl) : NULL;
 
 	if (!ok) {
-		if (info != NULL && info->fail == NULL) {
-			snprintf(info->fail_buf, sizeof(info->fail_buf), "client certificate: %s",
+		if (info != NULL && info->fail == TLS_FAIL_NONE) {
+			snprintf(info->fail_detail, sizeof(info->fail_detail), "%s",
 			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
-			info->fail = info->fail_buf;
+			info->fail = TLS_FAIL_CLIENT_CERT;
 		}
 		return 0;
 	}
@@ -247,7 +272,7 @@ tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	    !clientauth_allow_match(info->host->cfg->client_allow_list,
 	    X509_STORE_CTX_get_current_cert(xs))) {
 		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-		info->fail = "client certificate not on the allow-list";
+		info->fail = TLS_FAIL_NOT_ALLOWED;
 		return 0;
 	}
 	return 1;

@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "conn.h"
 #include "gen.h"
@@ -17,7 +16,8 @@
 struct worker_listener {
 	struct worker *w;
 	const struct listener *l;
-	struct evconnlistener *ev;
+	int fd;			/* this worker's listening socket (owned) */
+	struct event *ev;	/* readable: one accept per wakeup */
 };
 
 struct worker {
