@@ -539,6 +539,10 @@ on_handshake_event(struct bufferevent *bev, short what, void *arg)
 	char buf[300];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		if (tls_acme_challenge_done(bufferevent_openssl_get_ssl(bev))) {
+			conn_close(c, "acme challenge");	/* validated: nothing follows */
+			return;
+		}
 		stats_host_add(host_index(c), SH_OPENED, 1);
 		if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
 			stats_host_add(host_index(c), SH_RESUMED, 1);

@@ -13,7 +13,8 @@
  * under one host is never resumed under another.
  *
  * The modules behind this header: tls.c (contexts, hosts), tls_accept.c (the
- * handshake callbacks, per-worker state), tls_tickets.c (ticket keys, the
+ * handshake callbacks, per-worker state), tls_acme.c (the ACME TLS-ALPN-01
+ * answer in the ClientHello callback), tls_tickets.c (ticket keys, the
  * session-ID shares), tls_files.c (the certificate and key file cache),
  * tls_check.c (certificate checks and names), tls_ocsp.c (ocsp_file),
  * tls_keylog.c (keylog_file), tls_facts.c (what a handshake was); tls_int.h
@@ -47,6 +48,8 @@ struct tls_info {
 	const char *fail;			/* out: why we refused, or NULL */
 	int counted;				/* out: counted in the worker's connections
 						 * to host (tls_release undoes it) */
+	int acme_challenge;			/* out: answering an ACME TLS-ALPN-01
+						 * validation (host stays NULL) */
 	char fail_buf[160];			/* storage fail may point to */
 };
 
@@ -148,6 +151,13 @@ void tls_worker_free(struct tls_worker *w);	/* NULL: no-op */
  * memory.
  */
 SSL *tls_ssl_new(const struct tls_base *b, struct tls_info *info);
+
+/*
+ * Did the finished handshake of ssl answer an ACME TLS-ALPN-01 validation
+ * (ALPN acme-tls/1 negotiated)? Then the connection ends here: no host, no
+ * backend; the caller closes it with reason "acme challenge".
+ */
+int tls_acme_challenge_done(SSL *ssl);
 
 /* The connection ends: if it was counted against its host's
  * max_connections, it no longer is. Idempotent. */
