@@ -18,7 +18,7 @@ trap '[ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake pkg-config \
-	libssl-dev libevent-dev libinih-dev libcmocka-dev \
+	libssl-dev libevent-dev libinih-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev \
 	clang libclang-rt-14-dev \
 	openssl ca-certificates curl python3 nginx-light haproxy procps nghttp2-client \
-	prometheus testssl.sh python3-cryptography valgrind >/dev/null
+	prometheus testssl.sh python3-cryptography valgrind pebble >/dev/null

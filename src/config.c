@@ -30,12 +30,16 @@ static const char *const verify_modes[] = { "none", "optional", "required", NULL
 static const char *const host_errors_modes[] = { "fail", "skip", NULL };
 static const char *const proxy_sends[] = { "off", "v1", "v2", NULL };	/* enum proxy_send */
 static const char *const proxy_certs[] = { "off", "der", "pem", NULL };	/* enum proxy_cert */
+static const char *const acme_key_types[] = { "ec256", "ec384", "rsa2048", "rsa4096", NULL };
+static const char *const https_url[] = { "https://", NULL };	/* T_URL's scheme */
+static const char *const mailto_url[] = { "mailto:", NULL };
 
 #define G(f) offsetof(struct global_config, f)
 #define H(f) offsetof(struct host_config, f)
 #define HOST_SCOPE (S_DEFAULTS | S_HOST)
 #define MS_S 1000ULL
 #define MS_DAY (86400ULL * 1000ULL)
+#define S_DAY 86400ULL
 
 /* Each row's default comes last: tests/e2e read the table (t_docs_config,
  * t_testssl). */
@@ -61,6 +65,21 @@ const struct keydef config_keys[K_TABLE] = {
 	[K_G_GROUP] = { "group", S_GLOBAL, G(group), { T_STRING }, NULL },
 	[K_G_HOST_ERRORS] = { "host_errors", S_GLOBAL, G(host_errors),
 	    { T_ENUM, .names = host_errors_modes }, "fail" },
+
+	/* [acme]: read by the ACME child (acme.h); directory turns it on */
+	[K_A_DIRECTORY] = { "directory", S_ACME, G(acme.directory),
+	    { T_URL, .names = https_url }, NULL },
+	[K_A_CONTACT] = { "contact", S_ACME, G(acme.contact), { T_URL, .names = mailto_url },
+	    NULL },
+	[K_A_DIRECTORY_CA] = { "directory_ca", S_ACME, G(acme.directory_ca), { T_PATH }, NULL },
+	[K_A_STATE_DIR] = { "state_dir", S_ACME, G(acme.state_dir), { T_PATH },
+	    "/var/lib/tlsfront/acme" },
+	/* longer than T_DURATION's 49 days; above any lifetime is allowed (the
+	 * client renews once and warns) */
+	[K_A_RENEW_BEFORE] = { "renew_before", S_ACME, G(acme.renew_before_s),
+	    { T_SECONDS, 3600, 3650 * S_DAY }, NULL },
+	[K_A_KEY_TYPE] = { "key_type", S_ACME, G(acme.key_type),
+	    { T_ENUM, .names = acme_key_types }, "ec256" },
 
 	[K_CERT] = { "cert", HOST_SCOPE, H(cert), { T_PATH }, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, H(key), { T_PATH }, NULL },
@@ -109,6 +128,7 @@ const struct keydef config_keys[K_TABLE] = {
 	    { T_INT, 0, 1000000 }, "1024" },
 	[K_KEYLOG_FILE] = { "keylog_file", HOST_SCOPE, H(keylog_file), { T_PATH }, NULL },
 	[K_OCSP_FILE] = { "ocsp_file", S_HOST, H(ocsp_file), { T_PATH }, NULL },
+	[K_ACME] = { "acme", HOST_SCOPE, H(acme), { T_BOOL }, "no" },
 
 	/* a map: one line per protocol, each inherited on its own (build_host) */
 	[K_BACKEND_PROTO] = { "backend", HOST_SCOPE, H(alpn_map), { T_ALPN_MAP }, NULL },
@@ -239,7 +259,7 @@ apply_repeated(struct diag *d, const struct raw_section *r, int k, struct str_li
 	return errors;
 }
 
-/* [global]: its own values, else the built-in defaults. */
+/* [global] and [acme]: their own values, else the built-in defaults. */
 static void
 apply_global(struct build *b)
 {
@@ -248,15 +268,23 @@ apply_global(struct build *b)
 
 	for (int k = 0; k < K_COUNT; k++) {
 		const struct keydef *kd = &config_keys[k];
-		const struct raw_section *own = &b->r.global;
+		const struct raw_section *own = kd->scope == S_ACME ? &b->r.acme : &b->r.global;
 		struct loc at = own->val[k] != NULL ? own->loc[k] : builtin;
 		const char *v = own->val[k] != NULL ? own->val[k] : kd->def;
 
-		if (kd->scope != S_GLOBAL || v == NULL)
+		if ((kd->scope != S_GLOBAL && kd->scope != S_ACME) || v == NULL)
 			continue;
 		if (parse_at(b->d, k, v, at, (char *)g + kd->off) == 0)
 			g->loc[k] = at;
 	}
+	if (b->r.acme.kind == SEC_ACME) {
+		g->acme_at = b->r.acme.at;
+		if (b->r.acme.val[K_A_DIRECTORY] == NULL)
+			diag_error_at(b->d, g->acme_at, "[acme] has no 'directory' (the URL of "
+			    "the ACME directory, e.g. "
+			    "https://acme-v02.api.letsencrypt.org/directory)");
+	}
+	g->acme.enabled = g->acme.directory != NULL;
 	/* counted here, not by the (pure) value parser */
 	if (g->workers == VALUE_WORKERS_AUTO)
 		g->workers = value_workers_auto(sysconf(_SC_NPROCESSORS_ONLN));
@@ -358,6 +386,64 @@ apply_map(struct build *b, const struct raw_section *r, struct host_config *h, i
 	}
 }
 
+/*
+ * A host with acme = yes: its certificate and key are ACME's file,
+ * state_dir/certs/LABEL.pem (acme.h's layout, spelt here because the config
+ * module links nothing of the client), whose line is the acme line. Its own
+ * cert or key lines contradict that; a [defaults] cert or key is simply not
+ * inherited. TLS-ALPN-01 validates each name by connecting to it, so the
+ * names must be listed and none may be a wildcard.
+ */
+static void
+acme_host(struct build *b, const struct raw_section *r, struct host_config *h)
+{
+	const struct acme_config *a = &b->c->g.acme;
+	struct diag *d = b->d;
+	static const int own[] = { K_CERT, K_KEY };
+
+	for (size_t i = 0; i < 2; i++)
+		if (r->val[own[i]] != NULL)
+			diag_error_at(d, r->loc[own[i]], "%s: host '%s' has acme = yes (%s:%d): "
+			    "ACME provides its certificate and key; remove '%s' or 'acme'",
+			    config_keys[own[i]].name, h->label, h->loc[K_ACME].file,
+			    h->loc[K_ACME].line, config_keys[own[i]].name);
+	value_free(T_PATH, &h->cert);
+	value_free(T_PATH, &h->key);
+	h->loc[K_CERT].file = h->loc[K_KEY].file = NULL;
+	if (h->names.n == 0 && r->val[K_NAMES] == NULL)
+		diag_error_at(d, h->loc[K_ACME], "acme: host '%s' has no 'names': ACME orders "
+		    "its certificate for the names listed", h->label);
+	for (size_t i = 0; i < h->names.n; i++)
+		if (h->names.v[i][0] == '*')
+			diag_error_at(d, h->loc[K_NAMES], "names: '%s' is a wildcard name, which "
+			    "ACME's TLS-ALPN-01 challenge cannot validate; give this host cert "
+			    "and key instead of acme = yes", h->names.v[i]);
+	if (!a->enabled) {
+		if (b->r.acme.kind != SEC_ACME)	/* else reported at [acme] */
+			diag_error_at(d, h->loc[K_ACME], "acme: host '%s' asks for ACME but the "
+			    "main file has no [acme] section with a 'directory'", h->label);
+		return;
+	}
+	if (asprintf(&h->cert, "%s/certs/%s.pem", a->state_dir, h->label) < 0 ||
+	    (h->key = strdup(h->cert)) == NULL) {
+		if (h->cert == NULL || h->key == NULL)
+			diag_error_at(d, h->at, "out of memory");
+		return;
+	}
+	h->loc[K_CERT] = h->loc[K_KEY] = h->loc[K_ACME];
+}
+
+size_t
+config_acme_hosts(const struct config *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; c->g.acme.enabled && i < c->n_hosts; i++)
+		if (c->hosts[i].acme && !c->hosts[i].bad)
+			n++;
+	return n;
+}
+
 static void
 build_host(struct build *b, const struct raw_section *r, struct host_config *h)
 {
@@ -386,9 +472,11 @@ build_host(struct build *b, const struct raw_section *r, struct host_config *h)
 			h->loc[k] = b->dflt.loc[k];
 		}
 	}
-	if (h->cert == NULL && !(b->dflt_bad[K_CERT] && !r->val[K_CERT]))
+	if (h->acme)
+		acme_host(b, r, h);
+	else if (h->cert == NULL && !(b->dflt_bad[K_CERT] && !r->val[K_CERT]))
 		diag_error_at(d, h->at, "host '%s' has no 'cert'", h->label);
-	if (h->key == NULL && !(b->dflt_bad[K_KEY] && !r->val[K_KEY]))
+	if (!h->acme && h->key == NULL && !(b->dflt_bad[K_KEY] && !r->val[K_KEY]))
 		diag_error_at(d, h->at, "host '%s' has no 'key'", h->label);
 	if (h->backend.len == 0 && !r->val[K_BACKEND] && !b->dflt_bad[K_BACKEND])
 		diag_error_at(d, h->at, "host '%s' has no 'backend'", h->label);
@@ -439,7 +527,7 @@ config_free(struct config *c)
 		host_config_free(&c->hosts[i]);
 	free(c->hosts);
 	for (int k = 0; k < K_COUNT; k++)
-		if (config_keys[k].scope & S_GLOBAL)
+		if (config_keys[k].scope & (S_GLOBAL | S_ACME))
 			value_free(config_keys[k].v.type, (char *)&c->g + config_keys[k].off);
 	for (size_t i = 0; i < c->n_files; i++)
 		free(c->files[i]);

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "acme.h"
 #include "addr.h"
 #include "diag.h"
 
@@ -33,6 +34,9 @@ enum cfg_key {
 	K_G_ACCEPT_PROXY, K_G_MAX_CONNECTIONS, K_G_STATS_LISTEN,
 	K_G_TICKET_KEY_FILE, K_G_TICKET_KEY_ROTATION,
 	K_G_USER, K_G_GROUP, K_G_HOST_ERRORS,
+	/* [acme] (main file only; its values live in struct global_config's acme) */
+	K_A_DIRECTORY, K_A_CONTACT, K_A_DIRECTORY_CA, K_A_STATE_DIR, K_A_RENEW_BEFORE,
+	K_A_KEY_TYPE,
 	/* [defaults] and [host LABEL] */
 	K_CERT, K_KEY, K_BACKEND, K_NAMES, K_ALPN, K_LISTEN, K_DEFAULT,
 	K_PROTOCOLS, K_CIPHERS, K_CIPHERSUITES, K_GROUPS,
@@ -40,7 +44,7 @@ enum cfg_key {
 	K_CLIENT_VERIFY, K_CLIENT_CA, K_CLIENT_CRL, K_CLIENT_VERIFY_DEPTH, K_CLIENT_ALLOW,
 	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV, K_MAX_CONNECTIONS,
 	K_SESSION_TICKETS, K_TLS13_TICKETS, K_SESSION_CACHE_SIZE,
-	K_KEYLOG_FILE, K_OCSP_FILE,
+	K_KEYLOG_FILE, K_OCSP_FILE, K_ACME,
 	K_COUNT
 };
 
@@ -133,6 +137,11 @@ struct host_config {
 	int session_cache_size;		/* sessions kept per worker for ID resumption; 0: off */
 	char *keylog_file;		/* NSS key log of this host's connections, or NULL */
 	char *ocsp_file;		/* DER OCSP response to staple, or NULL */
+	/* acme = yes: the certificate comes from the ACME client. cert and key
+	 * are then both the one file state_dir/certs/LABEL.pem (acme.h's
+	 * layout; config.c fills them in, at the acme line), which may not
+	 * exist yet: tls.c serves such a host as "certificate pending" */
+	int acme;
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
 	int bad;			/* config_load_all(): this host has errors */
 };
@@ -153,6 +162,10 @@ struct global_config {
 	unsigned ticket_key_rotation_ms;
 	char *user, *group;		/* drop to these after binding; NULL: stay */
 	int host_errors;		/* enum host_errors */
+	/* [acme]; acme.enabled: it has a directory (the strings are the
+	 * config's, freed by config_free) */
+	struct acme_config acme;
+	struct loc acme_at;		/* the [acme] header; file NULL: no section */
 	struct loc loc[K_COUNT];
 };
 
@@ -192,11 +205,16 @@ int config_parse_duration(const char *s, unsigned long long max_ms, unsigned *ou
 
 /*
  * The key table, read back (for `tlsfront -T`, dump.c): the name of key k,
- * and whether it is a [global] key (else a key of [defaults] and [host]
- * sections).
+ * and whether it is a [global] key (else a key of [acme], or of [defaults]
+ * and [host] sections).
  */
 const char *config_key_name(enum cfg_key k);
 int config_key_is_global(enum cfg_key k);
+/* ... and whether it is an [acme] key (its value in c->g.acme) */
+int config_key_is_acme(enum cfg_key k);
+
+/* The hosts with acme = yes (and no errors) of c; 0 when [acme] is off. */
+size_t config_acme_hosts(const struct config *c);
 
 /*
  * Write the effective value of key k -- of c->g for a [global] key, else of

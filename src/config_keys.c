@@ -39,6 +39,12 @@ config_key_is_global(enum cfg_key k)
 	return k < K_COUNT && config_keys[k].scope == S_GLOBAL;
 }
 
+int
+config_key_is_acme(enum cfg_key k)
+{
+	return k < K_COUNT && config_keys[k].scope == S_ACME;
+}
+
 /* ------------------------------------------------------------------ */
 /* Unknown keys: the near one                                           */
 
@@ -131,6 +137,8 @@ scope_text(int scope)
 {
 	if (scope == S_GLOBAL)
 		return "[global]";
+	if (scope == S_ACME)
+		return "[acme]";
 	if (scope == S_DEFAULTS)
 		return "[defaults]";
 	if (scope == S_HOST)
@@ -273,7 +281,8 @@ value_text(const struct vspec *s, const void *field, char *buf, size_t len)
 		break;
 	case T_PATH:
 	case T_GLOB:
-	case T_STRING: {
+	case T_STRING:
+	case T_URL: {
 		const char *str = *(char *const *)field;
 		if (str == NULL)
 			return -1;
@@ -300,6 +309,18 @@ value_text(const struct vspec *s, const void *field, char *buf, size_t len)
 	case T_DURATION:
 		duration_text(&t, *(const unsigned *)field);
 		break;
+	case T_SECONDS: {
+		unsigned long long sec = *(const unsigned long long *)field;
+		if (sec != 0 && sec % 86400 == 0)
+			text_add(&t, "%llud", sec / 86400);
+		else if (sec != 0 && sec % 3600 == 0)
+			text_add(&t, "%lluh", sec / 3600);
+		else if (sec != 0 && sec % 60 == 0)
+			text_add(&t, "%llum", sec / 60);
+		else
+			text_add(&t, "%llus", sec);
+		break;
+	}
 	case T_WORKERS:
 		if (*(const int *)field == VALUE_WORKERS_AUTO)
 			text_add(&t, "auto");
@@ -341,7 +362,7 @@ config_value_text(const struct config *c, const struct host_config *h, enum cfg_
 	if (k >= K_COUNT)
 		return -1;
 	kd = &config_keys[k];
-	if (kd->scope == S_GLOBAL)
+	if (kd->scope == S_GLOBAL || kd->scope == S_ACME)
 		return value_text(&kd->v, (const char *)&c->g + kd->off, buf, len);
 	if (h != NULL)
 		return value_text(&kd->v, (const char *)h + kd->off, buf, len);

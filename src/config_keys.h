@@ -12,8 +12,8 @@
 #include "config_value.h"
 
 /* Which sections a key may be written in (a bit set). */
-enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4 };
-#define S_ANY (S_GLOBAL | S_DEFAULTS | S_HOST)
+enum scope { S_GLOBAL = 1, S_DEFAULTS = 2, S_HOST = 4, S_ACME = 8 };
+#define S_ANY (S_GLOBAL | S_DEFAULTS | S_HOST | S_ACME)
 
 /*
  * Rows of the table past the public keys: keys that are not one value each
@@ -25,7 +25,8 @@ enum { K_BACKEND_PROTO = K_COUNT, K_TABLE };
 struct keydef {
 	const char *name;	/* T_ALPN_MAP: lines are "NAME.KEY = value" */
 	int scope;		/* enum scope bits */
-	size_t off;		/* into struct global_config or struct host_config */
+	size_t off;		/* into struct global_config ([global], [acme]) or
+				 * struct host_config */
 	struct vspec v;
 	const char *def;	/* built-in default, NULL: none */
 };

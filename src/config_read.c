@@ -87,8 +87,9 @@ begin_section(struct config_reader *l, const char *name, size_t len)
 		return &l->ignored;
 	}
 	if ((len == 6 && memcmp(name, "global", 6) == 0) ||
-	    (len == 8 && memcmp(name, "defaults", 8) == 0)) {
-		struct raw_section *s = len == 6 ? &l->global : &l->defaults;
+	    (len == 8 && memcmp(name, "defaults", 8) == 0) ||
+	    (len == 4 && memcmp(name, "acme", 4) == 0)) {
+		struct raw_section *s = len == 6 ? &l->global : len == 8 ? &l->defaults : &l->acme;
 		if (!l->is_main) {
 			diag_error_at(l->d, here(l), "[%.*s] belongs in the main file; host "
 			    "files hold only [host LABEL] sections", (int)len, name);
@@ -99,7 +100,7 @@ begin_section(struct config_reader *l, const char *name, size_t len)
 			    (int)len, name, s->at.line);
 			return &l->ignored;
 		}
-		s->kind = len == 6 ? SEC_GLOBAL : SEC_DEFAULTS;
+		s->kind = len == 6 ? SEC_GLOBAL : len == 8 ? SEC_DEFAULTS : SEC_ACME;
 		s->at = here(l);
 		return s;
 	}
@@ -138,7 +139,7 @@ begin_section(struct config_reader *l, const char *name, size_t len)
 		return h;
 	}
 	diag_error_at(l->d, here(l), "unknown section [%.*s] (expected [global], "
-	    "[defaults] or [host LABEL])", (int)len, name);
+	    "[defaults], [acme] or [host LABEL])", (int)len, name);
 	return &l->ignored;
 }
 
@@ -300,8 +301,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	}
 	if (s->kind == SEC_IGNORED)
 		return 1;	/* its header was already reported */
-	scope = s->kind == SEC_GLOBAL ? S_GLOBAL :
-	    s->kind == SEC_DEFAULTS ? S_DEFAULTS : S_HOST;
+	scope = s->kind == SEC_GLOBAL ? S_GLOBAL : s->kind == SEC_DEFAULTS ? S_DEFAULTS :
+	    s->kind == SEC_ACME ? S_ACME : S_HOST;
 	if (*value == '\0') {
 		line_error(l, "'%s' has an empty value", name);
 		return 1;
@@ -425,6 +426,7 @@ config_reader_free(struct config_reader *l)
 {
 	raw_free(&l->global);
 	raw_free(&l->defaults);
+	raw_free(&l->acme);
 	raw_free(&l->ignored);
 	for (size_t i = 0; i < l->n_hosts; i++)
 		raw_free(&l->hosts[i]);

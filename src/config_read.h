@@ -18,7 +18,7 @@
 #include "config_keys.h"
 #include "diag.h"
 
-enum sec_kind { SEC_NONE, SEC_GLOBAL, SEC_DEFAULTS, SEC_HOST, SEC_IGNORED };
+enum sec_kind { SEC_NONE, SEC_GLOBAL, SEC_DEFAULTS, SEC_HOST, SEC_IGNORED, SEC_ACME };
 
 /* A line of a key that may repeat (T_NAMES) after its first, or any line of
  * a map key (T_ALPN_MAP: backend.PROTO, sub = "PROTO"). */
@@ -51,7 +51,7 @@ struct config_reader {
 	const char *buf;
 	size_t pos, len;
 	/* what was read; `ignored` takes the keys of a refused section header */
-	struct raw_section global, defaults, ignored;
+	struct raw_section global, defaults, acme, ignored;
 	struct raw_section *hosts;
 	size_t n_hosts, cap_hosts;
 	struct raw_section *cur;
@@ -62,7 +62,7 @@ void config_reader_init(struct config_reader *r, struct config *c, struct diag *
 
 /*
  * Read the file at path (the main file if is_main: only it may hold
- * [global] and [defaults]), adding its sections to r. A file that cannot be
+ * [global], [defaults] and [acme]), adding its sections to r. A file that cannot be
  * read is reported at `ref` (the hosts line that named it). Returns 0, or -1
  * if it could not be read.
  */

@@ -329,6 +329,63 @@ parse_enum(const struct vspec *s, const char *val, int *field, char *err, size_t
 	return -1;
 }
 
+/* A T_SECONDS value: a number with s, m, h or d (bare: seconds), for spans
+ * longer than T_DURATION's 49 days (ACME's renew_before). 0 or -1. */
+static int
+parse_seconds(const char *val, unsigned long long max_s, unsigned long long *out)
+{
+	unsigned long long v = 0, mult;
+	const char *p = val;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	while (*p >= '0' && *p <= '9') {
+		v = v * 10 + (unsigned long long)(*p - '0');
+		if (v > 1000000000ULL)	/* long before v * mult could wrap */
+			return -1;
+		p++;
+	}
+	if (*p == '\0' || strcmp(p, "s") == 0)
+		mult = 1;
+	else if (strcmp(p, "m") == 0)
+		mult = 60;
+	else if (strcmp(p, "h") == 0)
+		mult = 3600;
+	else if (strcmp(p, "d") == 0)
+		mult = 86400;
+	else
+		return -1;
+	if (v * mult > max_s)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+/* A T_URL value: one token of printable characters without blanks, starting
+ * with the scheme s->names[0] ("https:", "mailto:"). Copied as written: a
+ * URL is not a list (T_STRING would turn its commas into ':'). */
+static int
+parse_url(const struct vspec *s, const char *val, char **out, char *err, size_t errlen)
+{
+	const char *scheme = s->names != NULL ? s->names[0] : "";
+
+	for (const char *p = val; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '"') {
+			snprintf(err, errlen, "'%s' is not a URL (no blanks, quotes or control "
+			    "characters)", val);
+			return -1;
+		}
+	if (strncasecmp(val, scheme, strlen(scheme)) != 0 || val[strlen(scheme)] == '\0') {
+		snprintf(err, errlen, "expected a %s URL, not '%s'", scheme, val);
+		return -1;
+	}
+	if ((*out = strdup(val)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int
 value_parse(const struct vspec *s, const char *val, const char *file, void *field,
     char *err, size_t errlen)
@@ -401,6 +458,16 @@ value_parse(const struct vspec *s, const char *val, const char *file, void *fiel
 			return -1;
 		}
 		*(int *)field = (int)n;
+		return 0;
+	case T_URL:
+		return parse_url(s, val, field, err, errlen);
+	case T_SECONDS:
+		if (parse_seconds(val, s->max, field) != 0 ||
+		    *(unsigned long long *)field < s->min) {
+			snprintf(err, errlen, "bad duration '%s' (expected e.g. 90m, 12h, 30d; "
+			    "between %llus and %llud)", val, s->min, s->max / 86400);
+			return -1;
+		}
 		return 0;
 	case T_ALPN_MAP:
 		break;
@@ -475,6 +542,8 @@ scalar_size(enum vtype t)
 		return sizeof(struct proto_range);
 	case T_DURATION:
 		return sizeof(unsigned);
+	case T_SECONDS:
+		return sizeof(unsigned long long);
 	case T_BOOL:
 	case T_WORKERS:
 	case T_ENUM:
@@ -520,6 +589,7 @@ value_free(enum vtype t, void *field)
 	case T_PATH:
 	case T_GLOB:
 	case T_STRING:
+	case T_URL:
 		free(*(char **)field);
 		*(char **)field = NULL;
 		break;
@@ -587,7 +657,8 @@ value_copy(enum vtype t, void *dst, const void *src)
 	}
 	case T_PATH:
 	case T_GLOB:
-	case T_STRING: {
+	case T_STRING:
+	case T_URL: {
 		const char *s = *(char *const *)src;
 		if (s != NULL && (*(char **)dst = strdup(s)) == NULL)
 			return -1;

@@ -35,7 +35,9 @@ enum vtype {
 	T_INT,		/* int */
 	T_ALLOW,	/* struct allow_value */
 	T_CIDRS,	/* struct cidr_list */
-	T_ALPN_MAP	/* struct alpn_map: one entry per backend.PROTO line */
+	T_ALPN_MAP,	/* struct alpn_map: one entry per backend.PROTO line */
+	T_URL,		/* char *: one token "scheme:rest" with vspec.names[0]'s scheme */
+	T_SECONDS	/* unsigned long long: seconds; s, m, h, d units (long spans) */
 };
 
 /* Room for a value of any type above, for code that parses a value of a key
@@ -51,14 +53,16 @@ union value_any {
 	struct proto_range r;
 	char *s;
 	unsigned u;
+	unsigned long long ull;
 	int i;
 };
 
 /* A value type with its bounds: all that parsing one value needs. */
 struct vspec {
 	enum vtype type;
-	unsigned long long min, max;	/* T_DURATION (ms), T_INT */
-	const char *const *names;	/* T_ENUM: the values, in enum order, NULL-ended */
+	unsigned long long min, max;	/* T_DURATION (ms), T_SECONDS (s), T_INT */
+	const char *const *names;	/* T_ENUM: the values, in enum order, NULL-ended;
+					 * T_URL: { scheme with its ':', NULL } */
 	int hex;			/* T_INT: spelt in hex */
 };
 

@@ -80,12 +80,18 @@ static const struct conn_end_info end_table[END_COUNT] = {
 	[END_HS_CLIENT_CERT] = { "handshake failed: client certificate", HS_CLIENT_CERT, 0 },
 	[END_HS_NOT_ALLOWED] = { "handshake failed: client certificate not on the allow-list",
 	    HS_CLIENT_CERT, 0 },
+	[END_HS_PENDING] = { "handshake failed: certificate pending", HS_OTHER, 0 },
+	[END_HS_ACME_REFUSED] = { "handshake failed: acme-tls/1 without a pending challenge",
+	    HS_NO_ALPN, 0 },
+	[END_HS_ACME_CERT] = { "handshake failed: cannot set the acme-tls/1 certificate", HS_OTHER,
+	    0 },
 	[END_HS_CLOSED] = { "handshake failed: client closed", HS_CLOSED, 0 },
 	[END_HS_RESET] = { "handshake failed: client reset", HS_CLOSED, 0 },
 	[END_HS_TLS_ERROR] = { "handshake failed: client TLS error", HS_PROTOCOL, 0 },
 	[END_HS_NO_CLIENT_CERT] = { "handshake failed: client TLS error", HS_CLIENT_CERT, 0 },
 	[END_HS_ERROR] = { "handshake failed: client error", HS_CLOSED, 0 },
 	[END_GONE] = { "client closed after the handshake", HS_OTHER, 0 },
+	[END_ACME_CHALLENGE] = { "acme challenge", CONN_HS_NONE, 0 },
 	[END_CONNECT_FAILED] = { "backend connect failed", HS_OTHER, 1 },
 	[END_CONNECT_TIMEOUT] = { "backend connect timeout", HS_OTHER, 1 },
 	[END_PROXY_HEADER_BUILD] = { "cannot build the PROXY header", HS_OTHER, 1 },
@@ -200,6 +206,8 @@ count_close(const struct conn *c, enum conn_end why)
 	} else if (c->state == CONN_PROXY || c->state == CONN_HANDSHAKE ||
 	    c->state == CONN_NEW) {
 		int hs = end_table[why].hs;
+		if (hs == CONN_HS_NONE)
+			return;	/* not a failure: an ACME validation */
 		if (hs == CONN_HS_HOST_REFUSED)
 			stats_host_add(host_index(c), SH_REFUSED, 1);
 		else
@@ -624,6 +632,12 @@ refusal(enum tls_fail f)
 		return END_HS_CLIENT_CERT;
 	case TLS_FAIL_NOT_ALLOWED:
 		return END_HS_NOT_ALLOWED;
+	case TLS_FAIL_PENDING:
+		return END_HS_PENDING;
+	case TLS_FAIL_ACME_REFUSED:
+		return END_HS_ACME_REFUSED;
+	case TLS_FAIL_ACME_CERT:
+		return END_HS_ACME_CERT;
 	case TLS_FAIL_NONE:
 		break;
 	}
@@ -643,6 +657,10 @@ refusal(enum tls_fail f)
 static void
 handshake_done(struct conn *c)
 {
+	if (tls_acme_challenge_done(c->ts.ssl)) {
+		conn_close(c, END_ACME_CHALLENGE, NULL);	/* validated: nothing follows */
+		return;
+	}
 	stats_host_add(host_index(c), SH_OPENED, 1);
 	if (tls_stream_resumed(&c->ts))
 		stats_host_add(host_index(c), SH_RESUMED, 1);

@@ -61,7 +61,7 @@ int conn_state_next(enum conn_state from, enum conn_state to);
  * Why a connection ended. Each has one row in conn.c's table: its text for
  * the access line (the man page lists them; some take a detail after ": "),
  * the handshake-failure category it counts as when the handshake had not
- * completed (enum stats_hs_reason, or CONN_HS_HOST_REFUSED), and whether
+ * completed (enum stats_hs_reason, CONN_HS_HOST_REFUSED or CONN_HS_NONE), and whether
  * the client gets our close_notify first.
  */
 enum conn_end {
@@ -79,13 +79,17 @@ enum conn_end {
 	END_HS_HOST_CERT,
 	END_HS_NO_ALPN,
 	END_HS_CLIENT_CERT,	/* (detail: the verify error) */
-	END_HS_NOT_ALLOWED,	/* ... */
+	END_HS_NOT_ALLOWED,
+	END_HS_PENDING,		/* an ACME host before its first certificate */
+	END_HS_ACME_REFUSED,	/* acme-tls/1 for a name with no pending challenge */
+	END_HS_ACME_CERT,	/* ... */
 	END_HS_CLOSED,		/* the client closed during the handshake */
 	END_HS_RESET,
 	END_HS_TLS_ERROR,	/* OpenSSL refused (detail: its reason) */
 	END_HS_NO_CLIENT_CERT,	/* client_verify = required, none sent */
 	END_HS_ERROR,		/* another socket error (detail) */
 	END_GONE,		/* closed right after the handshake: no dial */
+	END_ACME_CHALLENGE,	/* an ACME validator's handshake: nothing follows */
 	END_CONNECT_FAILED,	/* (detail: strerror) */
 	END_CONNECT_TIMEOUT,
 	END_PROXY_HEADER_BUILD,	/* cannot build the PROXY header we send */
@@ -104,6 +108,7 @@ enum conn_end {
 };
 
 #define CONN_HS_HOST_REFUSED (-1)	/* counted as the host's refusal instead */
+#define CONN_HS_NONE (-2)		/* not a handshake failure at all */
 
 struct conn_end_info {
 	const char *text;

@@ -117,6 +117,9 @@ dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
 	fprintf(f, "# defined at %s:%d\n", hc->at.file, hc->at.line);
 	if (h->skipped)
 		fprintf(f, "# left out (host_errors = skip): its files did not load\n");
+	if (h->pending)
+		fprintf(f, "# certificate pending: ACME has not stored it yet (or it does not "
+		    "load); handshakes fail until it does\n");
 	if (cert_name(h, TLS_CERT_SUBJECT, &subject) == 0) {
 		char expiry[64];
 
@@ -129,7 +132,7 @@ dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
 		free(issuer);
 	}
 	for (int k = 0; k < K_COUNT; k++) {
-		if (config_key_is_global((enum cfg_key)k))
+		if (config_key_is_global((enum cfg_key)k) || config_key_is_acme((enum cfg_key)k))
 			continue;
 		if (k == K_NAMES && !h->skipped) {
 			/* the names it is served under: its own, or its certificate's */
@@ -166,6 +169,12 @@ dump_config(FILE *f, const struct generation *g)
 	for (int k = 0; k < K_COUNT; k++)
 		if (config_key_is_global((enum cfg_key)k))
 			put_key(f, c, NULL, (enum cfg_key)k, &oom);
+	if (c->g.acme.enabled) {
+		fprintf(f, "\n[acme]\n");
+		for (int k = 0; k < K_COUNT; k++)
+			if (config_key_is_acme((enum cfg_key)k))
+				put_key(f, c, NULL, (enum cfg_key)k, &oom);
+	}
 	for (size_t i = 0; i < g->n_hosts; i++)
 		dump_host(f, c, &g->hosts[i], &oom);
 	if (oom) {
@@ -221,6 +230,8 @@ summary(struct sbuf *b, const struct generation *g, const struct host *h)
 		sb_printf(b, " cert=\"%s\" expires=%s", subject ? subject : "?", expiry);
 		free(subject);
 	}
+	if (hc->acme)
+		sb_printf(b, " acme=yes%s", h->pending ? " certificate pending" : "");
 }
 
 void

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gen.h"
 #include "priv.h"
@@ -102,12 +103,43 @@ check_user_reads(const struct config *cfg, struct diag *d)
 		if (c->bad)
 			continue;
 		reader_check(r, gc->user, c->cert, c->loc[K_CERT], d);
-		reader_check(r, gc->user, c->key, c->loc[K_KEY], d);
+		if (c->key != NULL && c->cert != NULL && strcmp(c->key, c->cert) != 0)
+			reader_check(r, gc->user, c->key, c->loc[K_KEY], d);	/* ACME's: one */
 		if (c->client_verify != CLIENT_VERIFY_NONE) {
 			reader_check(r, gc->user, c->client_ca, c->loc[K_CLIENT_CA], d);
 			reader_check(r, gc->user, c->client_crl, c->loc[K_CLIENT_CRL], d);
 		}
 		reader_check(r, gc->user, c->ocsp_file, c->loc[K_OCSP_FILE], d);
+	}
+	priv_reader_free(r);
+}
+
+/*
+ * ACME keeps its account, keys and certificates in state_dir, written by
+ * the ACME child as the configured user (or as we are): if that user cannot
+ * write there, every order would fail, so it is an error now, not later.
+ */
+static void
+check_state_dir(const struct config *cfg, struct diag *d)
+{
+	const struct global_config *gc = &cfg->g;
+	struct loc at = gc->loc[K_A_STATE_DIR].line > 0 ? gc->loc[K_A_STATE_DIR] : gc->acme_at;
+	struct priv_reader *r = NULL;
+
+	if (config_acme_hosts(cfg) == 0)
+		return;
+	/* as root with `user`: that user's ids; else whoever we are */
+	if (gc->user != NULL && (r = priv_reader_new(gc->user, gc->group)) == NULL &&
+	    geteuid() == 0)
+		return;	/* unknown user: priv_drop reports it */
+	if (!priv_can_write_dir(r, gc->acme.state_dir)) {
+		char who[64];
+		if (r != NULL)
+			snprintf(who, sizeof(who), "user %s", gc->user);
+		else
+			snprintf(who, sizeof(who), "uid %u", (unsigned)geteuid());
+		diag_error_at(d, at, "state_dir: %s cannot write to %s: ACME could not store "
+		    "its account, keys and certificates there", who, gc->acme.state_dir);
 	}
 	priv_reader_free(r);
 }
@@ -153,6 +185,7 @@ gen_build(struct config *cfg, struct diag *d)
 		}
 	}
 	check_user_reads(cfg, d);
+	check_state_dir(cfg, d);
 	g->n_contexts = tls_profiles_count(profiles);
 	tls_profiles_free(profiles);	/* the hosts hold the contexts they use */
 	profiles = NULL;

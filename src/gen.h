@@ -36,6 +36,8 @@ struct host {
 	time_t not_after;		/* the certificate's; 0 unknown */
 	unsigned max_active;		/* a worker's share of max_connections; 0: none */
 	int skipped;			/* host_errors = skip left it out */
+	int pending;			/* acme = yes, its certificate not there yet (or
+					 * not loadable): handshakes fail (tls.c) */
 };
 
 struct listener {

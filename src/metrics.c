@@ -250,6 +250,32 @@ host_not_after(struct page *pg)
 			    "{host=\"%s\"} %lld\n", pg->hosts[i], pg->sum->hosts[i].not_after);
 }
 
+/* Main-process counters, only once the ACME child has reported an order:
+ * a configuration without ACME shows no family of it. */
+static void
+acme_orders(struct page *pg)
+{
+	const struct stats_sum *s = pg->sum;
+
+	if (s->n_acme == 0)
+		return;
+	family(pg, "tlsfront_acme_orders_total", "counter",
+	    "ACME certificate orders that ended, by host and result (ok or error).");
+	for (size_t i = 0; i < s->n_acme; i++) {
+		char *label = label_escape(s->acme[i].label);
+
+		if (label == NULL) {
+			pg->b.oom = 1;
+			return;
+		}
+		sb_printf(&pg->b, "tlsfront_acme_orders_total{host=\"%s\",result=\"ok\"} %llu\n",
+		    label, s->acme[i].ok);
+		sb_printf(&pg->b, "tlsfront_acme_orders_total{host=\"%s\",result=\"error\"} "
+		    "%llu\n", label, s->acme[i].error);
+		free(label);
+	}
+}
+
 static void
 host_families(struct page *pg)
 {
@@ -286,6 +312,7 @@ metrics_render(const struct stats_sum *sum, size_t *len)
 	handshake_failures(&pg);
 	connect_histogram(&pg);
 	host_families(&pg);
+	acme_orders(&pg);
 	if (pg.b.oom)
 		goto err;
 	for (size_t i = 0; i < n; i++)

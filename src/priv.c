@@ -179,6 +179,32 @@ out:
 	return ok;
 }
 
+int
+priv_can_write_dir(struct priv_reader *r, const char *dir)
+{
+	char *p = strdup(dir), *slash;
+	struct stat st;
+	int ok = 1;
+
+	if (p == NULL)
+		return 1;
+	/* the nearest part of the path that exists: what must let us in */
+	while (stat(p, &st) != 0 && (slash = strrchr(p, '/')) != NULL)
+		slash[slash == p] = '\0';
+	if (stat(p, &st) != 0)
+		goto out;	/* cannot tell */
+	if (!S_ISDIR(st.st_mode)) {
+		ok = 0;
+		goto out;
+	}
+	if (r == NULL)
+		ok = access(p, W_OK | X_OK) == 0;
+	else
+		ok = reader_walk(r, p) && reader_may(r, p, &st, 3);
+out:
+	free(p);
+	return ok;
+}
 
 struct priv_reader *
 priv_reader_new(const char *user, const char *group)

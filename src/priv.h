@@ -28,6 +28,15 @@ int priv_drop(const char *user, const char *group);
 struct priv_reader;
 struct priv_reader *priv_reader_new(const char *user, const char *group);
 int priv_can_read(struct priv_reader *r, const char *path);
+
+/*
+ * Could the user (r; NULL: this process, as it is) create and rename files
+ * in the directory dir (absolute), or create dir where it does not exist
+ * yet (then the nearest directory above it that exists counts)? 1 yes, or
+ * when it cannot tell (an ACL); 0 if the mode bits of dir or of a directory
+ * on its way keep the user out, or dir is not a directory.
+ */
+int priv_can_write_dir(struct priv_reader *r, const char *dir);
 void priv_reader_free(struct priv_reader *r);
 
 #endif

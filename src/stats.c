@@ -152,6 +152,8 @@ struct stats {
 	uint64_t retired_g[SG_COUNT];
 	struct label_table retired;
 	int warned_full;
+	struct stats_acme_sum *acme;	/* orders by host label, unsorted */
+	size_t n_acme;
 };
 
 static uint64_t *
@@ -241,6 +243,9 @@ stats_free(struct stats *st)
 			gen_labels_put(st->owners[b].gen);
 	gen_labels_put(st->cur);
 	table_free(&st->retired);
+	for (size_t i = 0; i < st->n_acme; i++)
+		free(st->acme[i].label);
+	free(st->acme);
 	munmap(st->map, st->map_len);
 	free(st->owners);
 	free(st);
@@ -302,6 +307,39 @@ stats_reload_done(struct stats *st, int ok)
 	} else {
 		st->reloads_failed++;
 	}
+}
+
+void
+stats_acme_order(struct stats *st, const char *label, int ok)
+{
+	struct stats_acme_sum *a = NULL, *v;
+
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->n_acme && a == NULL; i++)
+		if (strcmp(st->acme[i].label, label) == 0)
+			a = &st->acme[i];
+	if (a == NULL) {
+		if ((v = realloc(st->acme, (st->n_acme + 1) * sizeof(*v))) == NULL)
+			return;
+		st->acme = v;
+		a = &v[st->n_acme];
+		memset(a, 0, sizeof(*a));
+		if ((a->label = strdup(label)) == NULL)
+			return;
+		st->n_acme++;
+	}
+	if (ok)
+		a->ok++;
+	else
+		a->error++;
+}
+
+static int
+by_acme_label(const void *x, const void *y)
+{
+	return strcmp(((const struct stats_acme_sum *)x)->label,
+	    ((const struct stats_acme_sum *)y)->label);
 }
 
 void
@@ -493,6 +531,17 @@ stats_sum(const struct stats *st, struct stats_sum *out)
 		out->hosts_served = st->cur->n - st->cur->n_skipped;
 		out->hosts_skipped = st->cur->n_skipped;
 	}
+	if (st->n_acme > 0) {
+		if ((out->acme = calloc(st->n_acme, sizeof(*out->acme))) == NULL)
+			return -1;	/* the caller frees what out holds */
+		for (size_t i = 0; i < st->n_acme; i++) {
+			out->acme[i] = st->acme[i];
+			if ((out->acme[i].label = strdup(st->acme[i].label)) == NULL)
+				return -1;
+			out->n_acme++;
+		}
+		qsort(out->acme, out->n_acme, sizeof(*out->acme), by_acme_label);
+	}
 	return 0;
 err:
 	table_free(&t);
@@ -505,5 +554,8 @@ stats_sum_free(struct stats_sum *s)
 	for (size_t i = 0; i < s->n_hosts; i++)
 		free(s->hosts[i].label);
 	free(s->hosts);
+	for (size_t i = 0; i < s->n_acme; i++)
+		free(s->acme[i].label);
+	free(s->acme);
 	memset(s, 0, sizeof(*s));
 }

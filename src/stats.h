@@ -143,6 +143,11 @@ void stats_reload_done(struct stats *st, int ok);
 /* A worker died unexpectedly and is restarted. */
 void stats_worker_restart(struct stats *st);
 
+/* The ACME child reported an order of host `label` that ended (ok: issued,
+ * else failed): tlsfront_acme_orders_total. Main process only; a label is
+ * kept for the life of the process (hosts are few). */
+void stats_acme_order(struct stats *st, const char *label, int ok);
+
 /*
  * A worker's block. stats_block_take (main, before fork) reserves a free
  * block for a worker of the generation in use: its index, or -1 if none is
@@ -169,6 +174,12 @@ struct stats_host_sum {
 	long long not_after;	/* its certificate's expiry (unix time), if in_use */
 };
 
+/* ACME orders of one host label (main process counters). */
+struct stats_acme_sum {
+	char *label;		/* owned by the sum */
+	unsigned long long ok, error;
+};
+
 /* Everything the metrics show, at one moment. */
 struct stats_sum {
 	uint64_t g[SG_COUNT];		/* enum stats_global, retired and live */
@@ -182,6 +193,8 @@ struct stats_sum {
 	unsigned long long generation, reloads_ok, reloads_failed, restarts;
 	size_t hosts_served;		/* by the generation in use */
 	size_t hosts_skipped;		/* left out of it by host_errors = skip */
+	struct stats_acme_sum *acme;	/* ACME orders, sorted by label */
+	size_t n_acme;
 };
 
 /*

@@ -1,5 +1,6 @@
 /* supervisor.c: see supervisor.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 
 #include <event2/event.h>
 
+#include "acme.h"
+#include "filewatch.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "notify.h"
@@ -30,6 +33,13 @@
 #define KILL_GRACE_MS 5000
 #define KILL_AGAIN_MS 1000
 #define MAX_DRAINING 1024
+/* the ACME child's restarts: 1 s, doubling while it dies young, to 5 min */
+#define ACME_RESPAWN_MIN_MS 1000
+#define ACME_RESPAWN_MAX_MS (300 * 1000)
+#define ACME_LIVED_LONG_MS (60 * 1000)
+#define ACME_LINE_MAX 512
+/* how often the certificate and key files in use are checked for changes */
+#define FILE_CHECK_MS (30 * 1000)
 
 struct slot {
 	pid_t pid;			/* 0: not running */
@@ -64,6 +74,21 @@ struct sup {
 	struct event *signals[N_SIGNALS];
 	struct event *respawn_timer;	/* the next respawn_at_ms due */
 	struct event *kill_timer;	/* the next kill_at_ms due */
+	/* the ACME child (acme.h acme_run): one while the generation has ACME
+	 * hosts; its notify pipe's read end in the loop */
+	struct {
+		pid_t pid;		/* 0: none running */
+		long long started_ms;
+		long long respawn_at_ms;	/* 0: no restart pending */
+		unsigned delay_ms;	/* the next restart's delay */
+		char *what;		/* what it was started for (acme_what) */
+		int fd;			/* the pipe's read end; -1: none */
+		struct event *ev;
+		char buf[ACME_LINE_MAX];
+		size_t len;
+	} acme;
+	struct filewatch *watch;	/* the cert and key files of the generation */
+	struct event *watch_timer;	/* every FILE_CHECK_MS */
 };
 
 static long long
@@ -224,6 +249,9 @@ arm_respawn(struct sup *sp, long long now)
 		if (sp->slots[s].pid == 0 && sp->slots[s].respawn_at_ms != 0 &&
 		    (next == 0 || sp->slots[s].respawn_at_ms < next))
 			next = sp->slots[s].respawn_at_ms;
+	if (!sp->stopping && sp->acme.respawn_at_ms != 0 &&
+	    (next == 0 || sp->acme.respawn_at_ms < next))
+		next = sp->acme.respawn_at_ms;
 	arm(sp->respawn_timer, next, now);
 }
 
@@ -275,11 +303,306 @@ retire(struct sup *sp, pid_t pid, long long now, unsigned drain_ms)
 	}
 }
 
+
+/* ---- the ACME child ------------------------------------------------------ */
+
+static void reload(struct sup *sp, const char *why);
+static void on_acme_readable(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * What an ACME child is started for: the [acme] settings and the acme
+ * hosts with their names, as one text (malloc'd), or NULL when g needs no
+ * child (ACME off, or no host asks for it). A reload replaces the child only
+ * when this text changes: a new certificate's reload must not restart the
+ * client that asked for it.
+ */
+static char *
+acme_what(const struct generation *g)
+{
+	const struct acme_config *a = &g->cfg->g.acme;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (config_acme_hosts(g->cfg) == 0)
+		return NULL;
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	fprintf(f, "%s|%s|%s|%s|%llu|%d", a->directory, a->contact ? a->contact : "",
+	    a->directory_ca ? a->directory_ca : "", a->state_dir, a->renew_before_s,
+	    a->key_type);
+	for (size_t i = 0; i < g->n_hosts; i++) {
+		const struct host *h = &g->hosts[i];
+		if (!h->cfg->acme || h->skipped)
+			continue;
+		fprintf(f, "\n%s", h->cfg->label);
+		for (size_t j = 0; j < h->cfg->names.n; j++)
+			fprintf(f, " %s", h->cfg->names.v[j]);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The child's side: acme_run with g's [acme] and acme hosts, on the pipe's
+ * write end. Never returns. */
+static void __attribute__((noreturn))
+acme_child_main(struct sup *sp, int wfd, pid_t parent)
+{
+	struct acme_host *hosts = calloc(sp->g->n_hosts ? sp->g->n_hosts : 1, sizeof(*hosts));
+	const struct config *cfg = sp->g->cfg;
+	sigset_t set;
+	size_t n = 0;
+	int rc = 1;
+
+	leave_main_loop(sp);
+	/* it must hold no listening socket: a dead main process's port would
+	 * otherwise stay bound, and connections queue for nobody */
+	sockset_close(&sp->socks);
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(1);	/* the main process died before PDEATHSIG was set */
+	log_set_role("acme");
+	/* the main process dropped root before forking; this is for a child
+	 * forked some other way, and cheap */
+	if (priv_drop(cfg->g.user, cfg->g.group) != 0 || hosts == NULL)
+		_exit(1);
+	for (size_t i = 0; i < sp->g->n_hosts; i++) {
+		const struct host *h = &sp->g->hosts[i];
+		if (!h->cfg->acme || h->skipped || h->cfg->bad)
+			continue;
+		hosts[n].label = h->cfg->label;
+		hosts[n].names = (const char *const *)h->cfg->names.v;
+		hosts[n].n_names = h->cfg->names.n;
+		n++;
+	}
+	/* leave_main_loop gave back the default actions; SIGHUP is the main
+	 * process's business, SIGTERM (stop, or a new [acme]) ends the client */
+	signal(SIGHUP, SIG_IGN);
+	signal_set(&set);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	rc = acme_run(&cfg->g.acme, hosts, n, wfd);
+	close(wfd);
+	free(hosts);
+	gen_free(sp->g);
+	stats_free(sp->st);
+#ifdef __SANITIZE_ADDRESS__
+	__lsan_do_leak_check();
+#endif
+	_exit(rc);
+}
+
+/* Fork the ACME child for the generation in use, with its notify pipe.
+ * A failure is tried again later, as a death would be. */
+static void
+acme_start(struct sup *sp, long long now)
+{
+	pid_t parent = getpid(), pid;
+	sigset_t set, saved;
+	int p[2];
+
+	sp->acme.respawn_at_ms = 0;
+	sp->acme.started_ms = now;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		log_error("ACME: pipe: %s", strerror(errno));
+		goto later;
+	}
+	/* as spawn(): the main loop's signal handler must not run in the child */
+	signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, &saved);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		acme_child_main(sp, p[1], parent);
+	}
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	close(p[1]);
+	if (pid < 0) {
+		log_error("ACME: fork: %s", strerror(errno));
+		close(p[0]);
+		goto later;
+	}
+	sp->acme.pid = pid;
+	(void)fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+	sp->acme.fd = p[0];
+	sp->acme.len = 0;
+	if ((sp->acme.ev = event_new(sp->base, p[0], EV_READ | EV_PERSIST, on_acme_readable,
+	    sp)) == NULL || event_add(sp->acme.ev, NULL) != 0)
+		log_error("ACME: cannot watch the child's pipe; its certificates are served "
+		    "after the next reload or file check");
+	log_info("ACME: client started (pid %d)", (int)pid);
+	return;
+later:
+	sp->acme.respawn_at_ms = now + sp->acme.delay_ms;
+}
+
+/* Forget the pipe of the child that is going (its last lines are lost:
+ * a certificate it stored is still found by the file check). */
+static void
+acme_pipe_close(struct sup *sp)
+{
+	if (sp->acme.ev != NULL)
+		event_free(sp->acme.ev);
+	sp->acme.ev = NULL;
+	if (sp->acme.fd >= 0)
+		close(sp->acme.fd);
+	sp->acme.fd = -1;
+	sp->acme.len = 0;
+}
+
+/* Stop the running child (SIGTERM; SIGKILL with the draining workers if
+ * it lingers) and forget what it was for. */
+static void
+acme_stop(struct sup *sp, long long now)
+{
+	acme_pipe_close(sp);
+	if (sp->acme.pid > 0)
+		retire(sp, sp->acme.pid, now, 0);
+	sp->acme.pid = 0;
+	sp->acme.respawn_at_ms = 0;
+	free(sp->acme.what);
+	sp->acme.what = NULL;
+}
+
+/* The generation in use changed (or started): the ACME child it needs. */
+static void
+acme_update(struct sup *sp, long long now)
+{
+	char *what = acme_what(sp->g);
+
+	if (what != NULL && sp->acme.what != NULL && strcmp(what, sp->acme.what) == 0) {
+		free(what);	/* the same client for the same work */
+		return;
+	}
+	if (sp->acme.what != NULL) {
+		log_info("ACME: [acme] or the ACME hosts changed; %s the client",
+		    what != NULL ? "replacing" : "stopping");
+		acme_stop(sp, now);
+	}
+	if (what == NULL)
+		return;
+	sp->acme.what = what;
+	sp->acme.delay_ms = ACME_RESPAWN_MIN_MS;
+	acme_start(sp, now);
+}
+
+/* One line from the child (acme.h): "cert LABEL", "order LABEL RESULT".
+ * Returns 1 when it asks for a reload. */
+static int
+acme_line(struct sup *sp, char *line)
+{
+	char *save = NULL, *verb = strtok_r(line, " ", &save);
+	char *label = strtok_r(NULL, " ", &save), *result = strtok_r(NULL, " ", &save);
+
+	if (verb != NULL && label != NULL && strcmp(verb, "cert") == 0 && result == NULL) {
+		log_info("ACME: new certificate for host %s", label);
+		return 1;
+	}
+	if (verb != NULL && label != NULL && result != NULL && strcmp(verb, "order") == 0 &&
+	    (strcmp(result, "ok") == 0 || strcmp(result, "error") == 0)) {
+		stats_acme_order(sp->st, label, strcmp(result, "ok") == 0);
+		return 0;
+	}
+	log_warn("ACME: unexpected line from the client: '%.100s'", line);
+	return 0;
+}
+
+static void
+on_acme_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup *sp = arg;
+	int want_reload = 0;
+	ssize_t r;
+	char *nl;
+
+	(void)what;
+	r = read(fd, sp->acme.buf + sp->acme.len, sizeof(sp->acme.buf) - 1 - sp->acme.len);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		acme_pipe_close(sp);	/* the child is going: SIGCHLD tells */
+		return;
+	}
+	sp->acme.len += (size_t)r;
+	sp->acme.buf[sp->acme.len] = '\0';
+	while ((nl = strchr(sp->acme.buf, '\n')) != NULL) {
+		*nl = '\0';
+		want_reload |= acme_line(sp, sp->acme.buf);
+		sp->acme.len -= (size_t)(nl + 1 - sp->acme.buf);
+		memmove(sp->acme.buf, nl + 1, sp->acme.len + 1);
+	}
+	if (sp->acme.len == sizeof(sp->acme.buf) - 1) {
+		log_warn("ACME: a line from the client is too long; dropped");
+		sp->acme.len = 0;
+	}
+	/* several certificates in one read: one reload serves them all */
+	if (want_reload && !sp->stopping)
+		reload(sp, "a new ACME certificate");
+}
+
+
+/* ---- files changed on disk ------------------------------------------------ */
+
+/* A reload is about to read the files: what it reads is no change. */
+static void
+watch_before_load(struct sup *sp)
+{
+	if (sp->watch != NULL)
+		filewatch_snapshot(sp->watch);
+}
+
+/* The generation in use changed (or started): watch its certificate and key
+ * files (ACME hosts' included: another instance sharing state_dir may
+ * replace them, and a pending host's file appears), skipped hosts' too (a
+ * fixed file brings them back). */
+static void
+watch_update(struct sup *sp)
+{
+	const char **paths = calloc(2 * sp->g->n_hosts + 1, sizeof(*paths));
+	size_t n = 0;
+
+	if (paths == NULL || sp->watch == NULL) {
+		free(paths);
+		return;
+	}
+	for (size_t i = 0; i < sp->g->n_hosts; i++) {
+		paths[n++] = sp->g->hosts[i].cfg->cert;
+		paths[n++] = sp->g->hosts[i].cfg->key;
+	}
+	if (filewatch_set(sp->watch, paths, n) != 0)
+		log_error("file check: out of memory; the files of the new configuration are "
+		    "not checked for changes");
+	free(paths);
+}
+
+/* Every FILE_CHECK_MS: a changed file is a reload (all or nothing); a
+ * reload that fails is not tried again until a file changes again. */
+static void
+on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup *sp = arg;
+	const char *first;
+	size_t n;
+
+	(void)fd;
+	(void)what;
+	if (sp->stopping || sp->watch == NULL || (n = filewatch_check(sp->watch, &first)) == 0)
+		return;
+	if (n > 1)
+		log_info("file check: %s and %zu more files changed", first, n - 1);
+	else
+		log_info("file check: %s changed", first);
+	reload(sp, "file check");
+}
+
 /* ---- signals and timers ------------------------------------------------- */
 
-/* SIGHUP: a new generation beside the running one, or nothing at all. */
+/* SIGHUP (or a new ACME certificate, or a changed file): a new generation
+ * beside the running one, or nothing at all. */
 static void
-reload(struct sup *sp)
+reload(struct sup *sp, const char *why)
 {
 	struct diag d = { 0 };
 	struct generation *ng;
@@ -290,7 +613,8 @@ reload(struct sup *sp)
 
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
 	    notify_monotonic_usec());
-	log_info("SIGHUP: reloading %s", sp->path);
+	log_info("%s: reloading %s", why, sp->path);
+	watch_before_load(sp);
 	ng = gen_load(sp->path, &d);
 	for (size_t i = 0; i < d.n; i++) {
 		if (ng == NULL)
@@ -333,6 +657,8 @@ reload(struct sup *sp)
 	(void)metrics_http_listen(sp->mh, &ng->cfg->g.stats_listen);	/* failing: the old stays */
 	for (int s = 0; s < n; s++)
 		start_slot(sp, s, now);
+	acme_update(sp, now);
+	watch_update(sp);
 	arm_respawn(sp, now);
 	arm_kill(sp, now);
 	sp->reloads_ok++;
@@ -348,7 +674,7 @@ reload(struct sup *sp)
 static void
 done_if_stopped(struct sup *sp)
 {
-	if (!sp->stopping || sp->n_draining > 0)
+	if (!sp->stopping || sp->n_draining > 0 || sp->acme.pid > 0)
 		return;
 	for (int s = 0; s < sp->nslots; s++)
 		if (sp->slots[s].pid > 0)
@@ -374,11 +700,35 @@ stop(struct sup *sp, int sig)
 			kill(sp->slots[s].pid, SIGTERM);
 	for (size_t i = 0; i < sp->n_draining; i++)
 		kill(sp->draining[i].pid, SIGTERM);
+	if (sp->acme.pid > 0)
+		kill(sp->acme.pid, SIGTERM);
 	/* new connections are refused from now on, not queued */
 	sockset_close(&sp->socks);
 	arm_respawn(sp, now);	/* none while stopping */
 	arm_kill(sp, now);
 	done_if_stopped(sp);
+}
+
+/* The ACME child ended: unless stopping, it is started again, later the
+ * younger it died (a client that fails at once must not fork in a loop). */
+static void
+acme_gone(struct sup *sp, int wst, long long now)
+{
+	sp->acme.pid = 0;
+	acme_pipe_close(sp);
+	if (sp->stopping)
+		return;
+	if (now - sp->acme.started_ms >= ACME_LIVED_LONG_MS)
+		sp->acme.delay_ms = ACME_RESPAWN_MIN_MS;
+	if (WIFSIGNALED(wst))
+		log_error("ACME: client killed by signal %d; restarting in %u s", WTERMSIG(wst),
+		    sp->acme.delay_ms / 1000);
+	else
+		log_error("ACME: client exited with status %d; restarting in %u s",
+		    WEXITSTATUS(wst), sp->acme.delay_ms / 1000);
+	sp->acme.respawn_at_ms = now + sp->acme.delay_ms;
+	sp->acme.delay_ms = sp->acme.delay_ms * 2 > ACME_RESPAWN_MAX_MS ? ACME_RESPAWN_MAX_MS :
+	    sp->acme.delay_ms * 2;
 }
 
 /* SIGCHLD: every worker that ended is accounted for; those of the
@@ -397,6 +747,10 @@ reap(struct sup *sp)
 				sp->draining[i] = sp->draining[--sp->n_draining];
 				goto next;
 			}
+		if (pid == sp->acme.pid) {
+			acme_gone(sp, wst, now);
+			continue;
+		}
 		for (int s = 0; s < sp->nslots; s++) {
 			if (sp->slots[s].pid != pid)
 				continue;
@@ -430,7 +784,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGTERM || sig == SIGINT)
 		stop(sp, (int)sig);
 	else if (sig == SIGHUP && !sp->stopping)
-		reload(sp);
+		reload(sp, "SIGHUP");
 	else if (sig == SIGCHLD)
 		reap(sp);
 }
@@ -447,6 +801,9 @@ on_respawn_timer(evutil_socket_t fd, short what, void *arg)
 		if (sp->slots[s].pid == 0 && sp->slots[s].respawn_at_ms != 0 &&
 		    now >= sp->slots[s].respawn_at_ms)
 			start_slot(sp, s, now);
+	if (!sp->stopping && sp->acme.pid == 0 && sp->acme.what != NULL &&
+	    sp->acme.respawn_at_ms != 0 && now >= sp->acme.respawn_at_ms)
+		acme_start(sp, now);
 	arm_respawn(sp, now);
 }
 
@@ -475,6 +832,8 @@ on_kill_timer(evutil_socket_t fd, short what, void *arg)
 				kill(sp->slots[s].pid, SIGKILL);
 		for (size_t i = 0; i < sp->n_draining; i++)
 			kill(sp->draining[i].pid, SIGKILL);
+		if (sp->acme.pid > 0)
+			kill(sp->acme.pid, SIGKILL);
 		sp->kill_at_ms = now + KILL_AGAIN_MS;
 	}
 	arm_kill(sp, now);
@@ -493,6 +852,14 @@ loop_setup(struct sup *sp)
 	if ((sp->respawn_timer = evtimer_new(sp->base, on_respawn_timer, sp)) == NULL ||
 	    (sp->kill_timer = evtimer_new(sp->base, on_kill_timer, sp)) == NULL)
 		goto err;
+	/* an undocumented knob for the tests, which cannot wait 30 s per case */
+	const char *ms = getenv("TLSFRONT_FILE_CHECK_MS");
+	long check_ms = ms != NULL && atol(ms) > 0 ? atol(ms) : FILE_CHECK_MS;
+	struct timeval every = { check_ms / 1000, (check_ms % 1000) * 1000 };
+	if ((sp->watch = filewatch_new()) == NULL ||
+	    (sp->watch_timer = event_new(sp->base, -1, EV_PERSIST, on_watch_timer, sp)) == NULL ||
+	    event_add(sp->watch_timer, &every) != 0)
+		goto err;
 	return 0;
 err:
 	log_error("cannot set up the main event loop");
@@ -509,6 +876,9 @@ loop_free(struct sup *sp)
 		event_free(sp->respawn_timer);
 	if (sp->kill_timer != NULL)
 		event_free(sp->kill_timer);
+	if (sp->watch_timer != NULL)
+		event_free(sp->watch_timer);
+	acme_pipe_close(sp);
 	if (sp->base != NULL)
 		event_base_free(sp->base);
 }
@@ -522,6 +892,7 @@ supervisor_run(struct generation *g, const char *path)
 	int rc = 1;
 
 	memset(&sp, 0, sizeof(sp));
+	sp.acme.fd = -1;
 	sp.path = path;
 	sp.g = g;
 	tls_files_kept();	/* what reloads count their files against */
@@ -545,6 +916,9 @@ supervisor_run(struct generation *g, const char *path)
 		goto out;
 	for (int s = 0; s < sp.nslots; s++)
 		start_slot(&sp, s, now_ms());
+	/* after the workers: the client may take its time, they serve now */
+	acme_update(&sp, now_ms());
+	watch_update(&sp);
 	arm_respawn(&sp, now_ms());
 	log_info("tlsfront %s started: %zu hosts (%zu TLS settings), %zu listeners, %d workers",
 	    PACKAGE_VERSION, g->n_hosts, g->n_contexts, g->n_listeners, sp.nslots);
@@ -568,6 +942,8 @@ supervisor_run(struct generation *g, const char *path)
 out:
 	metrics_http_free(sp.mh);
 	loop_free(&sp);
+	filewatch_free(sp.watch);
+	free(sp.acme.what);
 	sockset_close(&sp.socks);
 	free(sp.slots);
 	gen_free(sp.g);

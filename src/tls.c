@@ -4,9 +4,11 @@
  * certificate, chain and key from the file cache, groups, ALPN, keylog
  * file, OCSP response), and a generation's base context.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -75,6 +77,10 @@ tls_base_new(const struct config *cfg, struct host *hosts, size_t n, struct diag
 		goto err;
 	}
 	SSL_CTX_set_client_hello_cb(b->ctx, tls_client_hello_cb, NULL);
+	/* the one connection that stays on the base context past the hello is
+	 * an ACME validation (tls_acme.c), which must get acme-tls/1 */
+	SSL_CTX_set_alpn_select_cb(b->ctx, tls_alpn_cb, NULL);
+	b->acme_state_dir = cfg->g.acme.enabled ? cfg->g.acme.state_dir : NULL;
 	/* the base context is the session context of every connection: it
 	 * holds the session cache and encrypts the tickets */
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(b->ctx, tls_ticket_cb);
@@ -463,35 +469,19 @@ use_cert(struct tls_host *t, const struct host_config *c, struct diag *d)
 	return 0;
 }
 
-int
-tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d)
+/*
+ * The certificate, chain and key of c's files into t, checked, and tried
+ * on the settings' probe SSL (p may be NULL: its context failed). Returns
+ * 0; 1 after reporting problems that leave the rest worth checking; -1
+ * after reporting one that does not (t may then hold part of them).
+ */
+static int
+load_cert(struct host *h, struct tls_host *t, struct tls_profile *p, struct diag *d)
 {
 	const struct host_config *c = h->cfg;
-	struct tls_profile *p;
-	struct tls_host *t;
 	char err[256];
 	int ok = 1;
 
-	if ((h->tls = t = calloc(1, sizeof(*t))) == NULL)
-		return -1;
-	t->keylog_fd = -1;
-	if (c->protocols.min < TLS1_2_VERSION)
-		diag_warn_at(d, c->loc[K_PROTOCOLS], "protocols: host '%s' enables TLS "
-		    "versions older than 1.2, which are obsolete and insecure", c->label);
-	sid_context(c->label, t->sid);
-	if (c->alpn.n > 0 && setup_alpn(t, c) != 0)
-		return -1;
-	if (c->keylog_file != NULL && tls_keylog_open(t, c, d) != 0)
-		ok = 0;
-	if ((p = profile_get(pc, t, c, d)) == NULL) {
-		ok = 0;
-	} else {
-		SSL_CTX_up_ref(p->ctx);
-		t->ctx = p->ctx;
-	}
-
-	if (c->cert == NULL || c->key == NULL)
-		return -1;	/* already reported by the config loader */
 	/* both, so that one run reports both; OpenSSL's reasons say less */
 	if (tls_readable("cert", c->cert, c->loc[K_CERT], d) |
 	    tls_readable("key", c->key, c->loc[K_KEY], d))
@@ -516,6 +506,81 @@ tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d)
 	}
 	tls_check_validity(c, t->leaf, d);
 	if (c->ocsp_file != NULL && tls_ocsp_load(t, c, d) != 0)
+		ok = 0;
+	return ok ? 0 : 1;
+}
+
+/*
+ * An ACME host's certificate: state_dir/certs/LABEL.pem, key and chain in
+ * one file. Until the client has stored it (or while what is there does not
+ * load) the host is pending: it loads, with its names, and its handshakes
+ * fail (tls_accept.c), so that the generation, `tlsfront -t` and the other
+ * hosts do not depend on the CA. Its problems are warnings then.
+ */
+static void
+acme_cert(struct host *h, struct tls_host *t, struct tls_profile *p, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	size_t before = d->n;
+	struct stat st;
+	char why[300];
+
+	if (stat(c->cert, &st) != 0 && errno == ENOENT) {
+		diag_warn_at(d, c->loc[K_ACME], "host '%s': certificate pending: ACME has not "
+		    "stored %s yet", c->label, c->cert);
+	} else if (load_cert(h, t, p, d) != 0) {
+		snprintf(why, sizeof(why), "host '%s': certificate pending (ACME's file does not "
+		    "load): ", c->label);
+		diag_demote(d, before, why);
+	} else {
+		return;
+	}
+	/* nothing of a half-loaded file may be served */
+	X509_free(t->leaf);
+	sk_X509_pop_free(t->chain, X509_free);
+	EVP_PKEY_free(t->key);
+	t->leaf = NULL;
+	t->chain = NULL;
+	t->key = NULL;
+	free(t->ocsp);
+	t->ocsp = NULL;
+	h->not_after = 0;
+	h->pending = 1;
+}
+
+int
+tls_host_setup(struct host *h, struct tls_profiles *pc, struct diag *d)
+{
+	const struct host_config *c = h->cfg;
+	struct tls_profile *p;
+	struct tls_host *t;
+	int ok = 1, rc;
+
+	if ((h->tls = t = calloc(1, sizeof(*t))) == NULL)
+		return -1;
+	t->keylog_fd = -1;
+	if (c->protocols.min < TLS1_2_VERSION)
+		diag_warn_at(d, c->loc[K_PROTOCOLS], "protocols: host '%s' enables TLS "
+		    "versions older than 1.2, which are obsolete and insecure", c->label);
+	sid_context(c->label, t->sid);
+	if (c->alpn.n > 0 && setup_alpn(t, c) != 0)
+		return -1;
+	if (c->keylog_file != NULL && tls_keylog_open(t, c, d) != 0)
+		ok = 0;
+	if ((p = profile_get(pc, t, c, d)) == NULL) {
+		ok = 0;
+	} else {
+		SSL_CTX_up_ref(p->ctx);
+		t->ctx = p->ctx;
+	}
+
+	if (c->cert == NULL || c->key == NULL)
+		return -1;	/* already reported by the config loader */
+	if (c->acme)
+		acme_cert(h, t, p, d);
+	else if ((rc = load_cert(h, t, p, d)) < 0)
+		return -1;
+	else if (rc > 0)
 		ok = 0;
 
 	if (c->names.n > 0) {

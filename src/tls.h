@@ -13,7 +13,8 @@
  * under one host is never resumed under another.
  *
  * The modules behind this header: tls.c (contexts, hosts), tls_accept.c (the
- * handshake callbacks, per-worker state), tls_tickets.c (ticket keys, the
+ * handshake callbacks, per-worker state), tls_acme.c (the ACME TLS-ALPN-01
+ * answer in the ClientHello callback), tls_tickets.c (ticket keys, the
  * session-ID shares), tls_files.c (the certificate and key file cache),
  * tls_check.c (certificate checks and names), tls_ocsp.c (ocsp_file),
  * tls_keylog.c (keylog_file), tls_facts.c (what a handshake was); tls_int.h
@@ -47,7 +48,11 @@ enum tls_fail {
 	TLS_FAIL_HOST_CERT,		/* "cannot set the host's certificate" */
 	TLS_FAIL_NO_ALPN,		/* "no common ALPN protocol" */
 	TLS_FAIL_CLIENT_CERT,		/* "client certificate: VERIFY-ERROR" */
-	TLS_FAIL_NOT_ALLOWED		/* "client certificate not on the allow-list" */
+	TLS_FAIL_NOT_ALLOWED,		/* "client certificate not on the allow-list" */
+	TLS_FAIL_PENDING,		/* "certificate pending": an ACME host before
+					 * its first certificate */
+	TLS_FAIL_ACME_REFUSED,		/* "acme-tls/1 without a pending challenge" */
+	TLS_FAIL_ACME_CERT		/* "cannot set the acme-tls/1 certificate" */
 };
 
 /* What the handshake tells the connection; owned by the connection, linked
@@ -63,6 +68,8 @@ struct tls_info {
 	char fail_detail[128];			/* out: TLS_FAIL_CLIENT_CERT's verify error */
 	int peer_close_notify;			/* out: the client's close_notify arrived
 						 * (not just a FIN) */
+	int acme_challenge;			/* out: answering an ACME TLS-ALPN-01
+						 * validation (host stays NULL) */
 };
 
 /* The text of info's fail (see enum tls_fail), or NULL for TLS_FAIL_NONE. */
@@ -166,6 +173,13 @@ void tls_worker_free(struct tls_worker *w);	/* NULL: no-op */
  * memory.
  */
 SSL *tls_ssl_new(const struct tls_base *b, struct tls_info *info);
+
+/*
+ * Did the finished handshake of ssl answer an ACME TLS-ALPN-01 validation
+ * (ALPN acme-tls/1 negotiated)? Then the connection ends here: no host, no
+ * backend; the caller closes it with reason "acme challenge".
+ */
+int tls_acme_challenge_done(SSL *ssl);
 
 /* The connection ends: if it was counted against its host's
  * max_connections, it no longer is. Idempotent. */

@@ -94,6 +94,12 @@ tls_fail_text(const struct tls_info *info, char *buf, size_t n)
 		return buf;
 	case TLS_FAIL_NOT_ALLOWED:
 		return "client certificate not on the allow-list";
+	case TLS_FAIL_PENDING:
+		return "certificate pending";
+	case TLS_FAIL_ACME_REFUSED:
+		return "acme-tls/1 without a pending challenge";
+	case TLS_FAIL_ACME_CERT:
+		return "cannot set the acme-tls/1 certificate";
 	}
 	return "?";
 }
@@ -201,6 +207,9 @@ tls_client_hello_cb(SSL *ssl, int *al, void *arg)
 		info->sni[keep] = '\0';
 		h = sni_table_lookup(info->listener->sni, (const char *)name, n);
 	}
+	/* a validator's hello, or a refusal: never a host's certificate */
+	if (tls_acme_offered(ssl))
+		return tls_acme_hello(ssl, info, name, n, al);
 	if (h == NULL)
 		h = info->listener->default_host;
 	if (h == NULL) {
@@ -209,6 +218,12 @@ tls_client_hello_cb(SSL *ssl, int *al, void *arg)
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	info->host = h;
+	if (h->pending) {
+		/* an ACME host before its first certificate: never another's */
+		info->fail = TLS_FAIL_PENDING;
+		*al = SSL_AD_HANDSHAKE_FAILURE;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	load = &info->worker->load[h - info->worker->hosts];
 	if (h->max_active > 0 && load->active >= h->max_active) {
 		info->fail = TLS_FAIL_HOST_FULL;
@@ -234,6 +249,8 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	unsigned char *sel;
 
 	(void)arg;
+	if (info != NULL && info->acme_challenge)
+		return tls_acme_alpn(out, outlen, in, inlen);
 	if (t == NULL || t->alpn_wire == NULL)
 		return SSL_TLSEXT_ERR_NOACK;
 	/* iterates over our list first: the server's preference wins */

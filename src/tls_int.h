@@ -57,6 +57,7 @@ struct tls_base {
 	SSL_CTX *ctx;			/* session context of every connection */
 	struct ticket_keys tickets;	/* empty: keys derived from the process secret */
 	unsigned rotation_ms;		/* ticket_key_rotation, for derived keys */
+	const char *acme_state_dir;	/* the config's [acme] state_dir; NULL: off */
 };
 
 /* What one worker changes per host (tls.h tls_worker_new). */
@@ -96,6 +97,26 @@ int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 int tls_verify_cb(int ok, X509_STORE_CTX *xs);
 void tls_keylog_cb(const SSL *ssl, const char *line);
 int tls_status_cb(SSL *ssl, void *arg);
+
+/* ---- tls_acme.c: the TLS-ALPN-01 challenge (RFC 8737) ---------------------- */
+
+/* Does the ClientHello being handled offer the ALPN protocol acme-tls/1? */
+int tls_acme_offered(SSL *ssl);
+
+/*
+ * The ClientHello callback's answer to a hello offering acme-tls/1 for the
+ * SNI name[0..n): the challenge certificate of state_dir/challenges/NAME.pem
+ * (acme.h), read now, put on ssl, info->acme_challenge set, and
+ * SSL_CLIENT_HELLO_SUCCESS; without such a file, info->fail, *al =
+ * no_application_protocol and SSL_CLIENT_HELLO_ERROR. Never a host's
+ * certificate, never a backend.
+ */
+int tls_acme_hello(SSL *ssl, struct tls_info *info, const unsigned char *name, size_t n,
+    int *al);
+
+/* The ALPN callback for such a connection: selects acme-tls/1 from in. */
+int tls_acme_alpn(const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+    unsigned inlen);
 
 /* ---- tls_tickets.c: ticket keys and the session-ID shares ------------------ */
 

@@ -7,6 +7,7 @@ packaged unit.
   refuses in [defaults] ("key 'X' is not allowed in [defaults]").
   The universe of key names is the key table of src/config.c; which ones a
   section takes is asked of the binary, one run per section.
+- the default [acme] state_dir is a StateDirectory= of the unit (0700).
 - etc/hosts.d/example.ini.sample's keylog_file lies in the directory that
   debian/tlsfront.service makes writable (LogsDirectory=), not under /root or
   /home (ProtectHome=yes); the man page's stats_listen UNIX socket lies in its
@@ -104,6 +105,16 @@ def main():
     check(re.search(r"^ProtectSystem=strict$", unit, re.M) is not None and
           re.search(r"^ProtectHome=yes$", unit, re.M) is not None,
           "the unit's file system is read-only, /root and /home hidden")
+    # the default [acme] state_dir is one the unit makes, 0700
+    state = re.findall(r"^StateDirectory=(.+)$", unit, re.M)
+    default_state = re.search(r'\[K_A_STATE_DIR\][^}]*\}\s*,\s*"([^"]+)"',
+                              read("src", "config.c"))
+    check(state and default_state and
+          "/var/lib/" + "tlsfront/acme" == default_state.group(1) and
+          "tlsfront/acme" in state[0].split() and
+          re.search(r"^StateDirectoryMode=0700$", unit, re.M) is not None,
+          "the unit makes the default state_dir (%r), mode 0700: %r"
+          % (default_state and default_state.group(1), state))
     sample = read("etc", "hosts.d", "example.ini.sample")
     m = re.search(r"^;keylog_file = (\S+)$", sample, re.M)
     check(m is not None and os.path.dirname(m.group(1)) == "/var/log/" + logs[0],

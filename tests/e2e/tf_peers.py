@@ -172,3 +172,88 @@ http {
     cleanup(lambda: (p.kill(), p.wait()))
     wait_listening(port, proc=p)
     return p, log
+
+
+class Pebble:
+    """Debian's pebble (a test ACME CA) and pebble-challtestsrv (its DNS:
+    every A query answers 127.0.0.1), on loopback, as
+    /work/shared/reference/acme.md describes: pebble's own HTTPS certificate
+    is made here (self.ca verifies it: the directory_ca), tlsPort is where
+    its validator connects for TLS-ALPN-01 (tlsfront's listener, or a
+    balancer in front), PEBBLE_VA_NOSLEEP=1, nonce rejection left on.
+    self.directory is the directory URL; root() fetches the root of this
+    run (it changes at every start) from the management port. stop() and
+    start() stop and start pebble alone (the DNS stays). Without pebble: a
+    failure, unless TLSFRONT_ALLOW_MISSING_PEERS=1 (tf_run.missing())."""
+
+    def __init__(self, d, tls_port, start=True):
+        import json
+        from tf_pki import openssl
+        self.exe = program("pebble", "pebble")
+        self.dnsexe = program("pebble-challtestsrv", "pebble")
+        self.d = os.path.join(d, "pebble-%d" % tls_port)
+        os.makedirs(self.d, exist_ok=True)
+        self.ca = os.path.join(self.d, "ca.pem")
+        ca_key, key, csr, crt, ext = (os.path.join(self.d, n) for n in
+                                      ("ca.key", "srv.key", "srv.csr", "srv.pem", "ext.cnf"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "2",
+                "-subj", "/CN=pebble test CA")
+        openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key,
+                "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext)
+        self.port, self.mgmt, dns, dns_mgmt = (free_port() for _ in range(4))
+        self.config = os.path.join(self.d, "pebble.json")
+        with open(self.config, "w") as f:
+            json.dump({"pebble": {"listenAddress": "127.0.0.1:%d" % self.port,
+                                  "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
+                                  "certificate": crt, "privateKey": key,
+                                  "httpPort": free_port(), "tlsPort": tls_port,
+                                  "ocspResponderURL": "",
+                                  "externalAccountBindingRequired": False}}, f)
+        self.dns = "127.0.0.1:%d" % dns
+        self.directory = "https://127.0.0.1:%d/dir" % self.port
+        self.log = os.path.join(self.d, "pebble.log")
+        dlog = open(os.path.join(self.d, "challtestsrv.log"), "w")
+        cleanup(dlog.close)
+        self.dnsproc = subprocess.Popen(
+            [self.dnsexe, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", self.dns,
+             "-http01", "", "-https01", "", "-tlsalpn01", "",
+             "-management", "127.0.0.1:%d" % dns_mgmt], stdout=dlog, stderr=subprocess.STDOUT)
+        cleanup(lambda: (self.dnsproc.kill(), self.dnsproc.wait()))
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        import ssl
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1")
+        env.pop("PEBBLE_WFE_NONCEREJECT", None)     # pebble's default: 5% rejected
+        logf = open(self.log, "a")
+        cleanup(logf.close)
+        self.proc = subprocess.Popen([self.exe, "-config", self.config, "-dnsserver", self.dns],
+                                     stdout=logf, stderr=subprocess.STDOUT, env=env)
+        cleanup(self.stop)
+        self.sslctx = ssl.create_default_context(cafile=self.ca)
+        wait_listening(self.port, proc=self.proc, timeout=30)
+        wait_listening(self.mgmt, proc=self.proc, timeout=30)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, url):
+        import urllib.request
+        with urllib.request.urlopen(url, context=self.sslctx, timeout=10) as r:
+            return r.read()
+
+    def root(self):
+        """This run's root certificate (PEM), from the management port."""
+        return self.get("https://127.0.0.1:%d/roots/0" % self.mgmt).decode()

@@ -867,6 +867,70 @@ test_bom_accepted(void **state)
 }
 
 
+/* [acme] and acme hosts: values, defaults, the certificate path */
+static void
+test_acme(void **state)
+{
+	struct ctx *x = *state;
+	const struct config *c;
+	const struct host_config *h;
+	char want[PATH_MAX];
+
+	c = LOAD_OK(x, GLOBAL3
+	    "[defaults]\n"			/* 4 */
+	    "cert = d.pem\n"			/* 5 */
+	    "key = d.key\n"			/* 6 */
+	    "[acme]\n"				/* 7 */
+	    "directory = https://ca.test/dir,x\n"	/* 8: a comma stays */
+	    "contact = mailto:admin@a.test\n"	/* 9 */
+	    "state_dir = acme\n"		/* 10: relative to the file */
+	    "renew_before = 2000d\n"		/* 11: past T_DURATION's range */
+	    "key_type = rsa2048\n"		/* 12 */
+	    "[host a]\n"			/* 13 */
+	    "acme = yes\n"			/* 14 */
+	    "names = a.test www.a.test\n"	/* 15 */
+	    "backend = 127.0.0.1:9000\n"	/* 16 */
+	    "[host b]\n"			/* 17 */
+	    "backend = 127.0.0.1:9000\n");	/* 18: cert and key of [defaults] */
+	assert_true(c->g.acme.enabled);
+	assert_string_equal(c->g.acme.directory, "https://ca.test/dir,x");
+	assert_string_equal(c->g.acme.contact, "mailto:admin@a.test");
+	assert_null(c->g.acme.directory_ca);
+	assert_string_equal(c->g.acme.state_dir, unit_path(x->dir, "acme"));
+	assert_true(c->g.acme.renew_before_s == 2000ULL * 86400);
+	assert_int_equal(c->g.acme.key_type, ACME_KEY_RSA2048);
+	assert_int_equal(c->g.acme_at.line, 7);
+	assert_int_equal(config_acme_hosts(c), 1);
+	h = host(c, "a");
+	assert_true(h->acme);
+	/* ACME's one file for both, at the acme line; [defaults] not inherited */
+	snprintf(want, sizeof(want), "%s/certs/a.pem", unit_path(x->dir, "acme"));
+	assert_string_equal(h->cert, want);
+	assert_string_equal(h->key, want);
+	assert_int_equal(h->loc[K_CERT].line, 14);
+	assert_int_equal(h->loc[K_KEY].line, 14);
+	h = host(c, "b");
+	assert_false(h->acme);
+	assert_string_equal(h->cert, unit_path(x->dir, "d.pem"));
+
+	char buf[64];
+	assert_int_equal(config_value_text(c, NULL, K_A_RENEW_BEFORE, buf, sizeof(buf)), 5);
+	assert_string_equal(buf, "2000d");
+	assert_true(config_key_is_acme(K_A_STATE_DIR));
+	assert_false(config_key_is_global(K_A_STATE_DIR));
+	config_free(x->c);
+	x->c = NULL;
+
+	/* no [acme]: off, with the built-in state_dir and key type */
+	c = LOAD_OK(x, GLOBAL3 HOST4("a"));
+	assert_false(c->g.acme.enabled);
+	assert_string_equal(c->g.acme.state_dir, "/var/lib/tlsfront/acme");
+	assert_int_equal(c->g.acme.key_type, ACME_KEY_EC256);
+	assert_true(c->g.acme.renew_before_s == 0);
+	assert_int_equal(config_acme_hosts(c), 0);
+	assert_false(host(c, "a")->acme);
+}
+
 static void
 test_crlf_accepted(void **state)
 {
@@ -990,6 +1054,64 @@ struct bad {
 	{ { NULL, 4, "workers: expected auto or a number of workers 1..256, not '" v "'" } } }
 
 static const struct bad bad_cases[] = {
+	/* ACME: each bad input at its line */
+	{ __LINE__, GLOBAL3
+	    "[acme]\n"				/* 4 */
+	    "directory = https://ca.test/dir\n"	/* 5 */
+	    "[host a]\n"			/* 6 */
+	    "acme = yes\n"			/* 7 */
+	    "names = a.test\n"			/* 8 */
+	    "cert = a.pem\n"			/* 9 */
+	    "key = a.key\n"			/* 10 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 2,
+	    { { NULL, 9, "cert: host 'a' has acme = yes (" },
+	    { NULL, 10, "key: host 'a' has acme = yes (" } } },
+	{ __LINE__, GLOBAL3
+	    "[acme]\n"				/* 4 */
+	    "directory = https://ca.test/dir\n"	/* 5 */
+	    "[host a]\n"			/* 6 */
+	    "acme = yes\n"			/* 7 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 1,
+	    { { NULL, 7, "acme: host 'a' has no 'names'" } } },
+	{ __LINE__, GLOBAL3
+	    "[acme]\n"				/* 4 */
+	    "directory = https://ca.test/dir\n"	/* 5 */
+	    "[host a]\n"			/* 6 */
+	    "acme = yes\n"			/* 7 */
+	    "names = a.test *.a.test\n"		/* 8 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 1,
+	    { { NULL, 8, "names: '*.a.test' is a wildcard name, which ACME's TLS-ALPN-01" } } },
+	{ __LINE__, GLOBAL3
+	    "[host a]\n"			/* 4 */
+	    "acme = yes\n"			/* 5 */
+	    "names = a.test\n"			/* 6 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 1,
+	    { { NULL, 5, "acme: host 'a' asks for ACME but the main file has no [acme] section" } } },
+	{ __LINE__, GLOBAL3
+	    "[acme]\n"				/* 4 */
+	    "contact = admin@a.test\n"		/* 5 */
+	    "directory = http://ca.test/dir\n"	/* 6 */
+	    "key_type = ec521\n"		/* 7 */
+	    "renew_before = 30\n"		/* 8: seconds: below an hour */
+	    "[host a]\n"			/* 9 */
+	    "acme = yes\n"			/* 10 */
+	    "names = a.test\n"			/* 11 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 4,
+	    { { NULL, 5, "contact: expected a mailto: URL, not 'admin@a.test'" },
+	    { NULL, 6, "directory: expected a https:// URL, not 'http://ca.test/dir'" },
+	    { NULL, 7, "key_type: " },
+	    { NULL, 8, "renew_before: bad duration '30'" } } },
+	{ __LINE__, GLOBAL3
+	    "[acme]\n"				/* 4 */
+	    "state_dir = /x\n"			/* 5 */
+	    "[host a]\n"			/* 6 */
+	    "acme = yes\n"			/* 7 */
+	    "names = a.test\n"			/* 8 */
+	    "backend = 127.0.0.1:9000\n", NO_FILES, 1,
+	    { { NULL, 4, "[acme] has no 'directory' (the URL of the ACME directory" } } },
+	{ __LINE__, GLOBAL3 HOST4("a")		/* 1..7 */
+	    "directory = https://ca.test/dir\n", NO_FILES, 1,	/* 8 */
+	    { { NULL, 8, "key 'directory' is not allowed in a [host] section (it belongs in [acme])" } } },
 	/* listeners are TCP only; reported once, at the [global] line */
 	{ __LINE__, "[global]\n"
 	    "listen = 127.0.0.1:1 unix:/run/x.sock\n"	/* 2 */
@@ -1799,6 +1921,7 @@ main(void)
 		T(test_no_final_newline),
 		T(test_bom_accepted),
 		T(test_crlf_accepted),
+		T(test_acme),
 		T(test_indented_keys_are_keys),
 		T(test_line_at_limit_accepted),
 		T(test_section_name_at_limit_accepted),

@@ -109,14 +109,14 @@ static const struct rcase cases[] = {
 	    { L(2) "'workers' has an empty value", L(3) "'log_level' has an empty value",
 	    NULL } },
 	{ __LINE__, 1, TXT("[globals]\nworkers = 2\n[host a]\n"),
-	    { L(1) "unknown section [globals] (expected [global], [defaults] or "
+	    { L(1) "unknown section [globals] (expected [global], [defaults], [acme] or "
 	    "[host LABEL])", NULL } },
 	{ __LINE__, 1, TXT("[host b\ncert = b\n[host c] junk\ncert = c\n"),
 	    { L(1) "section header without ']'", L(3) "unexpected text after section header",
 	    NULL } },
 	{ __LINE__, 1, TXT("[host c] ; fine\n[host b/c]\n[host ]\n"),
 	    { L(2) "bad host label 'b/c' (use letters, digits, '.', '_' and '-')",
-	    L(3) "unknown section [host ] (expected [global], [defaults] or [host LABEL])",
+	    L(3) "unknown section [host ] (expected [global], [defaults], [acme] or [host LABEL])",
 	    NULL } },
 	{ __LINE__, 1, TXT("[global]\n[defaults]\n[global]\n[defaults]\n[host a]\n[host a]\n"),
 	    { L(3) "duplicate section [global] (first at line 1)",

@@ -174,12 +174,14 @@ key_lines(const char *sec, const char *k)
 }
 
 /* Is there a [global] key (global 1) or a host key (0) of this name?
- * (Some names are both: listen, max_connections.) */
+ * (Some names are both: listen, max_connections.) [acme] keys are neither:
+ * -T shows them in an [acme] section of their own. */
 static int
 scope_has(int global, const char *name)
 {
 	for (int k = 0; k < K_COUNT; k++)
 		if (config_key_is_global((enum cfg_key)k) == global &&
+		    !config_key_is_acme((enum cfg_key)k) &&
 		    strcmp(config_key_name((enum cfg_key)k), name) == 0)
 			return 1;
 	return 0;

@@ -191,6 +191,37 @@ test_golden(void **state)
 	free(t);
 }
 
+/* ACME orders: the family only once the child reported one, at the end,
+ * hosts in the sum's order, labels escaped */
+static void
+test_acme_orders(void **state)
+{
+	struct stats_acme_sum acme[2] = {
+		{ .label = "a\"b", .ok = 1, .error = 2 },
+		{ .label = "shop", .ok = 3 },
+	};
+	struct stats_sum s = { .acme = acme, .n_acme = 2 };
+	struct stats_sum none = { 0 };
+	static const char want[] =
+	    "# HELP tlsfront_acme_orders_total ACME certificate orders that ended, by host and "
+	    "result (ok or error).\n"
+	    "# TYPE tlsfront_acme_orders_total counter\n"
+	    "tlsfront_acme_orders_total{host=\"a\\\"b\",result=\"ok\"} 1\n"
+	    "tlsfront_acme_orders_total{host=\"a\\\"b\",result=\"error\"} 2\n"
+	    "tlsfront_acme_orders_total{host=\"shop\",result=\"ok\"} 3\n"
+	    "tlsfront_acme_orders_total{host=\"shop\",result=\"error\"} 0\n";
+	char *t;
+
+	(void)state;
+	t = render(&s);
+	assert_non_null(strstr(t, want));
+	assert_int_equal(strlen(strstr(t, want)), strlen(want));	/* the last family */
+	free(t);
+	t = render(&none);
+	assert_null(strstr(t, "acme"));
+	free(t);
+}
+
 /* ------------------------------------------------------------------ */
 /* label escaping                                                       */
 
@@ -344,6 +375,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_acme_orders),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_format),
 	};
