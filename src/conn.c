@@ -26,6 +26,7 @@
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
 static void handshake(struct conn *c);
+static void pump(struct conn *c, int side);
 
 /* ---- the lifecycle -------------------------------------------------------- */
 
@@ -276,7 +277,7 @@ watch_write(struct conn *c)
 	c->ev_wr = event_new(c->set->base, c->fd, EV_WRITE | EV_ET | EV_PERSIST,
 	    event_get_callback(c->ev), c);
 	if (c->ev_wr == NULL || event_add(c->ev_wr, NULL) != 0)
-		conn_close(c, END_NO_MEMORY, NULL);
+		c->no_memory = 1;	/* not from inside the relay: see pump() */
 }
 
 static void
@@ -289,7 +290,7 @@ again_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->state == CONN_HANDSHAKE)
 		handshake(c);
 	else if (c->relay_ready && c->state != CONN_CLOSED)
-		(void)relay_pump(&c->relay, -1);
+		pump(c, -1);
 }
 
 /* Come back after the loop has served the others (a zero timeout runs
@@ -300,7 +301,7 @@ schedule_again(struct conn *c)
 	static const struct timeval now = { 0, 0 };
 
 	if (c->again == NULL && (c->again = evtimer_new(c->set->base, again_cb, c)) == NULL) {
-		conn_close(c, END_NO_MEMORY, NULL);
+		c->no_memory = 1;	/* not from inside the relay: see pump() */
 		return;
 	}
 	evtimer_add(c->again, &now);
@@ -375,6 +376,16 @@ relay_done(void *arg, int side, int writing)
 
 static const struct relay_ops relay_ops = { relay_want_write, relay_again, relay_done };
 
+/* What a pump that did not end the relay may leave to do. */
+static void
+after_pump(struct conn *c)
+{
+	if (c->no_memory)
+		conn_close(c, END_NO_MEMORY, NULL);
+	else if (c->state == CONN_RELAYING && relay_half_closed(&c->relay))
+		set_state(c, CONN_DRAINING);
+}
+
 /* An event on side i's socket (side -1: a scheduled retry). */
 static void
 pump(struct conn *c, int side)
@@ -383,8 +394,7 @@ pump(struct conn *c, int side)
 		event_base_gettimeofday_cached(c->set->base, &c->last_activity);
 	if (relay_pump(&c->relay, side) == RELAY_OVER)
 		return;
-	if (c->state == CONN_RELAYING && relay_half_closed(&c->relay))
-		set_state(c, CONN_DRAINING);
+	after_pump(c);
 }
 
 /* ---- timer -------------------------------------------------------------- */
@@ -543,8 +553,7 @@ connected(struct conn *c)
 	event_base_gettimeofday_cached(c->set->base, &c->last_activity);
 	if (relay_open(&c->relay, 1) == RELAY_OVER)
 		return;
-	if (c->state == CONN_RELAYING && relay_half_closed(&c->relay))
-		set_state(c, CONN_DRAINING);
+	after_pump(c);
 }
 
 static void
@@ -673,6 +682,10 @@ handshake_done(struct conn *c)
 	c->relay_ready = 1;
 	if (relay_pump(&c->relay, 0) == RELAY_OVER)
 		return;		/* failed: relay_done closed it */
+	if (c->no_memory) {
+		conn_close(c, END_NO_MEMORY, NULL);
+		return;
+	}
 	if (c->relay.d[0].eof && c->relay.bytes[0] == 0 && !c->tls.peer_close_notify) {
 		conn_close(c, END_GONE, NULL);
 		return;
@@ -691,9 +704,13 @@ handshake(struct conn *c)
 		return;
 	case TLS_STEP_WANT_WRITE:
 		watch_write(c);
+		if (c->no_memory)
+			conn_close(c, END_NO_MEMORY, NULL);
 		return;
 	case TLS_STEP_MORE:
 		schedule_again(c);
+		if (c->no_memory)
+			conn_close(c, END_NO_MEMORY, NULL);
 		return;
 	case TLS_STEP_FAILED:
 		break;

@@ -146,6 +146,8 @@ struct conn {
 	uint64_t dial_us;		/* when the backend connect started (stats_clock_us) */
 	unsigned stats_counted : 1;	/* handshake done: counted as a connection of its host */
 	unsigned relay_ready : 1;	/* relay_init done */
+	unsigned no_memory : 1;		/* an event could not be made inside a relay
+					 * callback: close once the pump returns */
 };
 
 /*

@@ -57,7 +57,8 @@ pass_eof(struct relay *r, int i, int *moved)
 	struct relay_dir *d = &r->d[i], *back = &r->d[1 - i];
 	struct relay_end *dst = &r->e[1 - i];
 
-	if (!d->eof || d->shut || !dst->open || evbuffer_get_length(d->buf) > 0)
+	if (!d->eof || d->shut || !dst->open || dst->wr_blocked ||
+	    evbuffer_get_length(d->buf) > 0)
 		return 0;
 	if (!(back->eof && back->shut && dst->io->close_ends_writing)) {
 		int s = dst->io->shutdown(dst->ctx);
@@ -75,6 +76,22 @@ pass_eof(struct relay *r, int i, int *moved)
 	if (back->eof && back->shut)
 		return finish(r, -1, 0);
 	return 0;
+}
+
+/*
+ * A read that found nothing leaves the space it reserved in the buffer (a
+ * 16 or 64 KiB chain): with the buffer empty, trade it for a new one, so
+ * that an idle connection holds no buffer memory.
+ */
+static void
+give_back(struct relay_dir *d)
+{
+	struct evbuffer *fresh;
+
+	if (evbuffer_get_length(d->buf) == 0 && (fresh = evbuffer_new()) != NULL) {
+		evbuffer_free(d->buf);
+		d->buf = fresh;
+	}
 }
 
 /* Read side i once into its direction's buffer. Returns 1 when over. */
@@ -99,14 +116,17 @@ read_side(struct relay *r, int i, size_t *budget, unsigned *ops, int *moved)
 	} else if (n == 0) {
 		d->eof = 1;
 		*moved = 1;
+		give_back(d);
 	} else if (n == RELAY_IO_MORE) {
 		(*ops)++;
 		*moved = 1;
 	} else if (n == RELAY_IO_AGAIN) {
 		src->rd_blocked = 1;
+		give_back(d);
 	} else if (n == RELAY_IO_AGAIN_WRITE) {
 		src->rd_blocked = 1;
 		r->ops->want_write(r->arg, i);
+		give_back(d);
 	} else {
 		return finish(r, i, 0);
 	}

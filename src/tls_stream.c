@@ -217,10 +217,25 @@ tls_stream_close_notify(struct tls_stream *s)
 	ERR_clear_error();
 }
 
+/* The relay's half-close: our close_notify, retried when the socket was
+ * full (the alert waits in OpenSSL's buffer until SSL_shutdown is called
+ * again), or a truncation is all the client would see. */
 static int
 stream_shutdown(void *end)
 {
-	tls_stream_close_notify(end);
+	struct tls_stream *s = end;
+	int r;
+
+	if (s->ssl == NULL || !SSL_is_init_finished(s->ssl))
+		return 0;
+	s->close_notify_sent = 1;
+	errno = 0;
+	r = SSL_shutdown(s->ssl);
+	if (r < 0 && SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_WRITE) {
+		ERR_clear_error();
+		return RELAY_IO_AGAIN_WRITE;
+	}
+	ERR_clear_error();	/* a peer already gone: nothing more to tell it */
 	return 0;
 }
 

@@ -14,7 +14,11 @@
  *     still relays, new connections are refused, the worker runs on) and
  *     exits 0 once the client closes;
  *   - an unknown SNI, no default host: the handshake fails with
- *     unrecognized_name, counted; the worker serves on.
+ *     unrecognized_name, counted in the category conn_end_info gives
+ *     END_HS_UNKNOWN_NAME; the worker serves on.
+ *
+ * The other ends of a connection, and the close_notify each calls for,
+ * are in test_conn.c.
  *
  * Linked with worker.c, conn.c and what they call: relay.c, backend.c,
  * stats.c, proxy*.c, tls_facts.c, clientauth.c, gen.c with the TLS and
@@ -306,6 +310,11 @@ test_unknown_sni(void **state)
 	assert_int_equal(s.g[SG_ACCEPTED], 2);
 	assert_int_equal(s.g[SG_ENDED], 2);
 	assert_int_equal(s.g[SG_HS_FAIL + HS_UNKNOWN_SNI], 1);
+	/* the category of its end reason (conn.c's table), and no other;
+	 * refused in the handshake: no close_notify */
+	for (int r = 0; r < HS_COUNT; r++)
+		assert_int_equal(s.g[SG_HS_FAIL + r], r == conn_end_info(END_HS_UNKNOWN_NAME)->hs);
+	assert_int_equal(conn_end_info(END_HS_UNKNOWN_NAME)->close_notify, 0);
 	assert_int_equal(h->c[SH_OPENED], 1);
 	assert_int_equal(h->c[SH_CLOSED], 1);
 	stats_sum_free(&s);
