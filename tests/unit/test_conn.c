@@ -302,11 +302,7 @@ setup(void **state)
 	snprintf(text, sizeof(text), "[host s]\nnames = s.example\nlisten = 127.0.0.1:%d\n"
 	    "handshake_timeout = 200ms\n", f->port[1]);
 	unit_put(f->dir, "hosts.d/s.ini", text);
-	f->g = gen_load(unit_path(f->dir, "main.ini"), &f->d);
-	if (f->g == NULL || f->d.n_errors != 0) {
-		unit_print_diag(&f->d);
-		fail_msg("gen_load failed");
-	}
+	f->g = unit_gen_load(unit_path(f->dir, "main.ini"), &f->d);
 	assert_int_equal(f->g->n_hosts, sizeof(host_names) / sizeof(host_names[0]));
 	assert_int_equal(f->g->n_listeners, 2);
 	assert_int_equal(tls_ticket_secret_init(), 0);
@@ -321,10 +317,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	if (f->worker > 0) {
-		kill(f->worker, SIGKILL);
-		(void)waitpid(f->worker, NULL, 0);
-	}
+	unit_kill(&f->worker);
 	unit_backend_stop(&f->backend);
 	for (int i = 0; i < 2; i++)
 		if (f->lfd[i] >= 0)

@@ -101,11 +101,8 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	if (f->sup > 0) {
-		/* its workers drain (PR_SET_PDEATHSIG): nothing of theirs is open */
-		kill(f->sup, SIGKILL);
-		(void)waitpid(f->sup, NULL, 0);
-	}
+	/* its workers drain (PR_SET_PDEATHSIG): nothing of theirs is open */
+	unit_kill(&f->sup);
 	unit_backend_stop(&f->ba);
 	unit_backend_stop(&f->bb);
 	SSL_CTX_free(f->ca);
@@ -126,12 +123,7 @@ start_supervisor(struct fixture *f)
 	sigset_t set, saved;
 	pid_t parent = getpid();
 
-	f->g = gen_load(f->path, &f->d);
-	if (f->g == NULL || f->d.n_errors != 0) {
-		for (size_t i = 0; i < f->d.n; i++)
-			print_message("  diag: %s\n", f->d.msgs[i]);
-		fail_msg("gen_load failed");
-	}
+	f->g = unit_gen_load(f->path, &f->d);
 	assert_int_equal(f->g->cfg->g.workers, 2);
 	assert_int_equal(tls_ticket_secret_init(), 0);
 	sigemptyset(&set);

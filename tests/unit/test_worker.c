@@ -89,12 +89,7 @@ setup(void **state)
 	snprintf(text, sizeof(text), "[host w]\ncert = ../w.pem\nkey = ../w.key\n"
 	    "backend = 127.0.0.1:%d\n", f->backend.port);
 	unit_put(f->dir, "hosts.d/w.ini", text);
-	f->g = gen_load(unit_path(f->dir, "main.ini"), &f->d);
-	if (f->g == NULL || f->d.n_errors != 0) {
-		for (size_t i = 0; i < f->d.n; i++)
-			print_message("  diag: %s\n", f->d.msgs[i]);
-		fail_msg("gen_load failed");
-	}
+	f->g = unit_gen_load(unit_path(f->dir, "main.ini"), &f->d);
 	assert_int_equal(f->g->n_listeners, 1);
 	assert_null(f->g->listeners[0].default_host);
 	/* as main() and supervisor_run() do before the first fork */
@@ -110,10 +105,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	if (f->worker > 0) {
-		kill(f->worker, SIGKILL);
-		(void)waitpid(f->worker, NULL, 0);
-	}
+	unit_kill(&f->worker);
 	unit_backend_stop(&f->backend);
 	if (f->lfd >= 0)
 		close(f->lfd);

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "gen.h"
 #include "unit_peer.h"
 
 long long
@@ -319,4 +320,27 @@ unit_connect_refused(int port)
 		fail_msg("connect to port %d: %s", port, strerror(errno));
 	close(fd);
 	return rc != 0;
+}
+
+void
+unit_kill(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGKILL);
+	(void)waitpid(*pid, NULL, 0);
+	*pid = 0;
+}
+
+struct generation *
+unit_gen_load(const char *path, struct diag *d)
+{
+	struct generation *g = gen_load(path, d);
+
+	if (g == NULL || d->n_errors != 0) {
+		for (size_t i = 0; i < d->n; i++)
+			print_message("  diag: %s\n", d->msgs[i]);
+		fail_msg("gen_load failed");
+	}
+	return g;
 }

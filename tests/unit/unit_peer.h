@@ -64,6 +64,16 @@ void unit_tls_close(SSL *ssl);
  * and return its waitpid status. */
 int unit_wait_exit(pid_t pid);
 
+/* SIGKILL *pid and reap it (a test's teardown); *pid <= 0: no-op. *pid is
+ * 0 after. */
+void unit_kill(pid_t *pid);
+
+/* gen_load(path, d) that must succeed: else d's messages are printed and the
+ * test fails. Returns the generation (the caller frees it). */
+struct generation;
+struct diag;
+struct generation *unit_gen_load(const char *path, struct diag *d);
+
 /* 1 if a TCP connect to 127.0.0.1:port is refused, 0 if it is accepted
  * (or queued); anything else fails the test. */
 int unit_connect_refused(int port);
