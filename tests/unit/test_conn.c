@@ -348,28 +348,17 @@ port_of(const struct addr *a)
 static void
 start_worker(struct fixture *f)
 {
-	sigset_t set, saved;
-	pid_t parent = getpid();
+	sigset_t saved;
 	int b = stats_block_take(f->st), fds[2];
 
 	assert_true(b >= 0);
 	for (size_t i = 0; i < 2; i++)
 		fds[i] = port_of(&f->g->listeners[i].addr) == f->port[0] ? f->lfd[0] : f->lfd[1];
 	assert_int_not_equal(fds[0], fds[1]);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &set, &saved), 0);
-	fflush(NULL);
-	f->worker = fork();
+	f->worker = unit_fork_blocked(&saved);
 	if (f->worker == 0) {
 		int rc;
 
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
 		signal(SIGPIPE, SIG_IGN);	/* supervisor_run's, inherited */
 		close(f->own);
 		stats_worker_init(f->st, b);

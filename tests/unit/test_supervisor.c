@@ -120,26 +120,15 @@ teardown(void **state)
 static void
 start_supervisor(struct fixture *f)
 {
-	sigset_t set, saved;
-	pid_t parent = getpid();
+	sigset_t saved;
 
 	f->g = unit_gen_load(f->path, &f->d);
 	assert_int_equal(f->g->cfg->g.workers, 2);
 	assert_int_equal(tls_ticket_secret_init(), 0);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &set, &saved), 0);
-	fflush(NULL);
-	f->sup = fork();
+	f->sup = unit_fork_blocked(&saved);
 	if (f->sup == 0) {
 		int rc;
 
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
 		unsetenv("NOTIFY_SOCKET");	/* not ours to tell */
 		log_setup((enum log_dest)f->g->cfg->g.log_dest,
 		    (enum log_level)f->g->cfg->g.log_level);

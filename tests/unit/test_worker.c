@@ -124,26 +124,15 @@ teardown(void **state)
 static void
 start_worker(struct fixture *f)
 {
-	sigset_t set, saved;
-	pid_t parent = getpid();
+	sigset_t saved;
 	int b = stats_block_take(f->st);
 
 	assert_true(b >= 0);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &set, &saved), 0);
-	fflush(NULL);
-	f->worker = fork();
+	f->worker = unit_fork_blocked(&saved);
 	if (f->worker == 0) {
 		int fds[1] = { f->lfd };
 		int rc;
 
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
 		signal(SIGPIPE, SIG_IGN);	/* supervisor_run's, inherited */
 		stats_worker_init(f->st, b);
 		log_set_role("worker 0");

@@ -344,3 +344,25 @@ unit_gen_load(const char *path, struct diag *d)
 	}
 	return g;
 }
+
+pid_t
+unit_fork_blocked(sigset_t *saved)
+{
+	pid_t parent = getpid(), pid;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &set, saved), 0);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);	/* the test died before prctl ran */
+	}
+	return pid;
+}

@@ -64,6 +64,13 @@ void unit_tls_close(SSL *ssl);
  * and return its waitpid status. */
 int unit_wait_exit(pid_t pid);
 
+/* Fork as the main process forks a worker: SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD blocked across the fork (*saved: the mask before it, for the
+ * parent to restore), stdio flushed, the child killed with its parent.
+ * Returns fork()'s result. */
+#include <signal.h>
+pid_t unit_fork_blocked(sigset_t *saved);
+
 /* SIGKILL *pid and reap it (a test's teardown); *pid <= 0: no-op. *pid is
  * 0 after. */
 void unit_kill(pid_t *pid);
