@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,60 @@ test_control_characters(void **state)
 	captured_free(&c);
 }
 
+/* log_batch: lines wait for log_flush, go out in order, whole, in writes of
+ * at most PIPE_BUF bytes (atomic on a pipe); a line that would overflow the
+ * batch sends it first; after log_batch(0) each line is one write again. */
+static void
+test_batch(void **state)
+{
+	struct captured c;
+	char pad[200];
+	int lines = 0, next = 0;
+
+	(void)state;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	capture_start();
+	log_batch(1);
+	log_info("first");
+	log_flush();
+	log_info("held");
+	capture_end(&c);
+	assert_int_equal(c.n, 1);	/* "held" waits for the flush */
+	assert_string_equal(message_of(c.w[0]), "first\n");
+	captured_free(&c);
+
+	capture_start();
+	log_flush();	/* "held" */
+	for (int i = 0; i < 40; i++)
+		log_info("%d %s", i, pad);
+	log_flush();
+	log_batch(0);
+	log_info("alone");
+	capture_end(&c);
+	assert_true(c.n >= 3);	/* 40 lines of ~250 bytes need 3 writes at least */
+	for (int w = 0; w < c.n - 1; w++) {
+		char *line = c.w[w], *nl;
+
+		assert_true(c.len[w] <= PIPE_BUF);
+		assert_int_equal(c.w[w][c.len[w] - 1], '\n');
+		for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+			char want[16];
+
+			*nl = '\0';
+			if (lines++ == 0) {
+				assert_string_equal(message_of(line), "held");
+				continue;
+			}
+			snprintf(want, sizeof(want), "%d ", next++);
+			assert_true(strncmp(message_of(line), want, strlen(want)) == 0);
+		}
+	}
+	assert_int_equal(next, 40);
+	assert_string_equal(message_of(c.w[c.n - 1]), "alone\n");
+	captured_free(&c);
+}
+
 int
 main(void)
 {
@@ -300,6 +355,7 @@ main(void)
 		cmocka_unit_test_setup(test_one_write_per_line, setup),
 		cmocka_unit_test_setup(test_line_limit, setup),
 		cmocka_unit_test_setup(test_control_characters, setup),
+		cmocka_unit_test_setup(test_batch, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
