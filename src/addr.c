@@ -27,6 +27,12 @@ parse_port(const char *p, unsigned *port)
 int
 addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
 {
+	return addr_parse_all(s, out, 1, err, errlen) == 1 ? 0 : -1;
+}
+
+int
+addr_parse_all(const char *s, struct addr *out, size_t max, char *err, size_t errlen)
+{
 	char host[256];
 	const char *colon, *portstr;
 	unsigned port;
@@ -51,7 +57,7 @@ addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
 		strcpy(sun->sun_path, path);
 		out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
 		snprintf(out->text, sizeof(out->text), "unix:%s", path);
-		return 0;
+		return 1;
 	}
 
 	if (s[0] == '[') {
@@ -116,16 +122,37 @@ addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
 			    rc ? gai_strerror(rc) : "no address");
 			return -1;
 		}
-		memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-		out->len = res->ai_addrlen;
+		/* every address, each once (getaddrinfo may repeat one), in
+		 * the resolver's order */
+		size_t n = 0;
+		for (struct addrinfo *ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+			struct addr *o = &out[n];
+			if (ai->ai_addrlen > sizeof(o->ss))
+				continue;
+			memset(o, 0, sizeof(*o));
+			memcpy(&o->ss, ai->ai_addr, ai->ai_addrlen);
+			o->len = ai->ai_addrlen;
+			if (o->ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&o->ss)->sin_port = htons((uint16_t)port);
+			else
+				((struct sockaddr_in6 *)&o->ss)->sin6_port = htons((uint16_t)port);
+			int dup = 0;
+			for (size_t j = 0; j < n; j++)
+				dup |= addr_equal(&out[j], o);
+			if (dup)
+				continue;
+			addr_format((struct sockaddr *)&o->ss, o->len, o->text, sizeof(o->text));
+			n++;
+		}
 		freeaddrinfo(res);
-		if (out->ss.ss_family == AF_INET)
-			sin->sin_port = htons((uint16_t)port);
-		else
-			sin6->sin6_port = htons((uint16_t)port);
+		if (n == 0) {
+			snprintf(err, errlen, "cannot resolve '%s': no usable address", host);
+			return -1;
+		}
+		return (int)n;
 	}
 	addr_format((struct sockaddr *)&out->ss, out->len, out->text, sizeof(out->text));
-	return 0;
+	return 1;
 }
 
 int

@@ -25,6 +25,12 @@ struct addr {
  * sun_path. */
 int addr_parse(const char *s, struct addr *out, char *err, size_t errlen);
 
+/* Parse s as addr_parse does, but a host name gives every address it
+ * resolves to (as many as max, each once, in the resolver's order) in
+ * out[0..]. Returns how many (1 for an address written as such), or -1
+ * with a message in err. max >= 1. */
+int addr_parse_all(const char *s, struct addr *out, size_t max, char *err, size_t errlen);
+
 /* Same family, address, port (or path)? */
 int addr_equal(const struct addr *a, const struct addr *b);
 

@@ -31,6 +31,8 @@ static const char *const host_errors_modes[] = { "fail", "skip", NULL };
 static const char *const proxy_sends[] = { "off", "v1", "v2", NULL };	/* enum proxy_send */
 static const char *const proxy_certs[] = { "off", "der", "pem", NULL };	/* enum proxy_cert */
 static const char *const acme_key_types[] = { "ec256", "ec384", "rsa2048", "rsa4096", NULL };
+static const char *const balances[] = { "roundrobin", "leastconn", "first", NULL };
+static const char *const health_checks[] = { "off", "tcp", NULL };	/* enum health_check */
 static const char *const https_url[] = { "https://", NULL };	/* T_URL's scheme */
 static const char *const mailto_url[] = { "mailto:", NULL };
 
@@ -83,7 +85,7 @@ const struct keydef config_keys[K_TABLE] = {
 
 	[K_CERT] = { "cert", HOST_SCOPE, H(cert), { T_PATH }, NULL },
 	[K_KEY] = { "key", HOST_SCOPE, H(key), { T_PATH }, NULL },
-	[K_BACKEND] = { "backend", HOST_SCOPE, H(backend), { T_ADDR }, NULL },
+	[K_BACKEND] = { "backend", HOST_SCOPE, H(backend), { T_POOL }, NULL },
 	[K_NAMES] = { "names", S_HOST, H(names), { T_NAMES }, NULL },
 	[K_ALPN] = { "alpn", HOST_SCOPE, H(alpn), { T_ALPN }, NULL },
 	[K_LISTEN] = { "listen", HOST_SCOPE, H(listen), { T_ADDRS }, NULL },
@@ -129,6 +131,16 @@ const struct keydef config_keys[K_TABLE] = {
 	[K_KEYLOG_FILE] = { "keylog_file", HOST_SCOPE, H(keylog_file), { T_PATH }, NULL },
 	[K_OCSP_FILE] = { "ocsp_file", S_HOST, H(ocsp_file), { T_PATH }, NULL },
 	[K_ACME] = { "acme", HOST_SCOPE, H(acme), { T_BOOL }, "no" },
+	[K_BALANCE] = { "balance", HOST_SCOPE, H(balance), { T_ENUM, .names = balances },
+	    "roundrobin" },
+	[K_BACKEND_FAIL_THRESHOLD] = { "backend_fail_threshold", HOST_SCOPE,
+	    H(backend_fail_threshold), { T_INT, 1, 100 }, "3" },
+	[K_BACKEND_DOWN_TIME] = { "backend_down_time", HOST_SCOPE, H(backend_down_time_ms),
+	    { T_DURATION, 100, 3600 * MS_S }, "10s" },
+	[K_HEALTH_CHECK] = { "health_check", HOST_SCOPE, H(health_check),
+	    { T_ENUM, .names = health_checks }, "off" },
+	[K_HEALTH_INTERVAL] = { "health_interval", HOST_SCOPE, H(health_interval_ms),
+	    { T_DURATION, 1000, 3600 * MS_S }, "5s" },
 
 	/* a map: one line per protocol, each inherited on its own (build_host) */
 	[K_BACKEND_PROTO] = { "backend", HOST_SCOPE, H(alpn_map), { T_ALPN_MAP }, NULL },
@@ -478,7 +490,7 @@ build_host(struct build *b, const struct raw_section *r, struct host_config *h)
 		diag_error_at(d, h->at, "host '%s' has no 'cert'", h->label);
 	if (!h->acme && h->key == NULL && !(b->dflt_bad[K_KEY] && !r->val[K_KEY]))
 		diag_error_at(d, h->at, "host '%s' has no 'key'", h->label);
-	if (h->backend.len == 0 && !r->val[K_BACKEND] && !b->dflt_bad[K_BACKEND])
+	if (h->backend.n == 0 && !r->val[K_BACKEND] && !b->dflt_bad[K_BACKEND])
 		diag_error_at(d, h->at, "host '%s' has no 'backend'", h->label);
 	if (h->client_verify != CLIENT_VERIFY_NONE && h->client_ca == NULL &&
 	    !b->dflt_bad[K_CLIENT_CA])

@@ -45,6 +45,8 @@ enum cfg_key {
 	K_PROXY_PROTOCOL, K_PROXY_CLIENT_CERT, K_PROXY_CLIENT_CERT_TLV, K_MAX_CONNECTIONS,
 	K_SESSION_TICKETS, K_TLS13_TICKETS, K_SESSION_CACHE_SIZE,
 	K_KEYLOG_FILE, K_OCSP_FILE, K_ACME,
+	K_BALANCE, K_BACKEND_FAIL_THRESHOLD, K_BACKEND_DOWN_TIME, K_HEALTH_CHECK,
+	K_HEALTH_INTERVAL,
 	K_COUNT
 };
 
@@ -68,11 +70,14 @@ enum client_verify { CLIENT_VERIFY_NONE = 0, CLIENT_VERIFY_OPTIONAL, CLIENT_VERI
 enum host_errors { HOST_ERRORS_FAIL = 0, HOST_ERRORS_SKIP };
 enum proxy_send { PROXY_SEND_OFF = 0, PROXY_SEND_V1, PROXY_SEND_V2 };
 enum proxy_cert { PROXY_CERT_OFF = 0, PROXY_CERT_DER, PROXY_CERT_PEM };
+enum balance { BALANCE_ROUNDROBIN = 0, BALANCE_LEASTCONN, BALANCE_FIRST };
+enum health_check { HEALTH_CHECK_OFF = 0, HEALTH_CHECK_TCP };
 
-/* A `backend.PROTO = ADDR` line: the backend for one negotiated ALPN protocol. */
+/* A `backend.PROTO = ADDR...` line: the backend pool for one negotiated ALPN
+ * protocol. */
 struct alpn_backend {
 	char *proto;
-	struct addr addr;
+	struct addr_list pool;		/* its members, in order */
 	struct loc at;
 };
 
@@ -95,7 +100,7 @@ struct host_config {
 	struct loc at;			/* the [host LABEL] line */
 	char *cert;			/* absolute paths */
 	char *key;
-	struct addr backend;
+	struct addr_list backend;	/* the pool: its members, in order (n >= 1) */
 	/* backend.PROTO: alpn_map for the key table, the other names for
 	 * gen.c and dump.c (one storage; the union lets both spell it) */
 	union {
@@ -142,6 +147,12 @@ struct host_config {
 	 * layout; config.c fills them in, at the acme line), which may not
 	 * exist yet: tls.c serves such a host as "certificate pending" */
 	int acme;
+	/* the pools' policy (every pool of the host: backend and backend.PROTO) */
+	int balance;			/* enum balance */
+	int backend_fail_threshold;	/* consecutive connect failures: down */
+	unsigned backend_down_time_ms;	/* first down period (doubles, capped) */
+	int health_check;		/* enum health_check */
+	unsigned health_interval_ms;
 	struct loc loc[K_COUNT];	/* where each value came from (line 0: built in) */
 	int bad;			/* config_load_all(): this host has errors */
 };

@@ -250,7 +250,8 @@ value_text(const struct vspec *s, const void *field, char *buf, size_t len)
 	if (len > 0)
 		buf[0] = '\0';
 	switch (s->type) {
-	case T_ADDRS: {
+	case T_ADDRS:
+	case T_POOL: {
 		const struct addr_list *al = field;
 		if (al->n == 0)
 			return -1;
@@ -343,8 +344,11 @@ value_text(const struct vspec *s, const void *field, char *buf, size_t len)
 		const struct alpn_map *m = field;
 		if (m->n == 0)
 			return -1;
-		for (size_t i = 0; i < m->n; i++)
-			text_add(&t, "%s%s=%s", i ? " " : "", m->v[i].proto, m->v[i].addr.text);
+		for (size_t i = 0; i < m->n; i++) {
+			text_add(&t, "%s%s=", i ? " " : "", m->v[i].proto);
+			for (size_t j = 0; j < m->v[i].pool.n; j++)
+				text_add(&t, "%s%s", j ? "," : "", m->v[i].pool.v[j].text);
+		}
 		break;
 	}
 	}

@@ -104,6 +104,39 @@ tok_addr(const char *tok, void *arg)
 	return 0;
 }
 
+/* One pool member as written: an address, or a host name that is one
+ * member per address it resolves to. A member twice is an error (it would
+ * get twice the share of connections and confuse its health state). */
+static int
+tok_member(const char *tok, void *arg)
+{
+	struct tok_ctx *t = arg;
+	struct addr_list *al = t->list;
+	struct addr got[VALUE_POOL_MAX];
+	struct addr *v;
+	int n = addr_parse_all(tok, got, VALUE_POOL_MAX, t->err, t->errlen);
+
+	if (n < 0)
+		return -1;
+	if (al->n + (size_t)n > VALUE_POOL_MAX) {
+		snprintf(t->err, t->errlen, "more than %d members", VALUE_POOL_MAX);
+		return -1;
+	}
+	for (int k = 0; k < n; k++)
+		for (size_t i = 0; i < al->n; i++)
+			if (addr_equal(&al->v[i], &got[k])) {
+				snprintf(t->err, t->errlen, "duplicate member '%s' (%s)", tok,
+				    got[k].text);
+				return -1;
+			}
+	if ((v = realloc(al->v, (al->n + (size_t)n) * sizeof(*v))) == NULL)
+		return -1;
+	al->v = v;
+	memcpy(&v[al->n], got, (size_t)n * sizeof(*v));
+	al->n += (size_t)n;
+	return 0;
+}
+
 static int
 tok_cidr(const char *tok, void *arg)
 {
@@ -287,6 +320,7 @@ parse_list(const struct vspec *s, const char *val, void *field, char *err, size_
 {
 	struct tok_ctx t = { err, errlen, field };
 	int (*cb)(const char *, void *) = s->type == T_ADDRS ? tok_addr :
+	    s->type == T_POOL ? tok_member :
 	    s->type == T_CIDRS ? tok_cidr : s->type == T_NAMES ? tok_name :
 	    s->type == T_ALPN ? tok_alpn : s->type == T_ALLOW ? tok_allow : tok_proto;
 
@@ -302,8 +336,9 @@ parse_list(const struct vspec *s, const char *val, void *field, char *err, size_
 		snprintf(err, errlen, "no protocol given");
 		return -1;
 	}
-	if (s->type == T_ADDRS && ((struct addr_list *)field)->n == 0) {
-		snprintf(err, errlen, "no address given");
+	if ((s->type == T_ADDRS || s->type == T_POOL) && ((struct addr_list *)field)->n == 0) {
+		snprintf(err, errlen, s->type == T_POOL ? "empty pool: no member given" :
+		    "no address given");
 		return -1;
 	}
 	return 0;
@@ -396,6 +431,7 @@ value_parse(const struct vspec *s, const char *val, const char *file, void *fiel
 	err[0] = '\0';
 	switch (s->type) {
 	case T_ADDRS:
+	case T_POOL:
 	case T_NAMES:
 	case T_ALPN:
 	case T_ALLOW:
@@ -476,7 +512,8 @@ value_parse(const struct vspec *s, const char *val, const char *file, void *fiel
 	return -1;
 }
 
-/* Append e to m, with a copy of proto as its protocol (e's own is not used). */
+/* Append e to m, with a copy of proto as its protocol (e's own is not
+ * used); m takes over e's pool. */
 static int
 map_append(struct alpn_map *m, const char *proto, const struct alpn_backend *e)
 {
@@ -500,13 +537,15 @@ int
 value_map_parse(struct alpn_map *m, const char *proto, const char *val, struct loc at,
     char *err, size_t errlen)
 {
+	static const struct vspec pool = { T_POOL, 0, 0, NULL, 0 };
 	struct alpn_backend e;
 
 	memset(&e, 0, sizeof(e));
-	if (addr_parse(val, &e.addr, err, errlen) != 0)
+	if (value_parse(&pool, val, at.file, &e.pool, err, errlen) != 0)
 		return -1;
 	e.at = at;
 	if (map_append(m, proto, &e) != 0) {
+		value_free(T_POOL, &e.pool);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -516,7 +555,14 @@ value_map_parse(struct alpn_map *m, const char *proto, const char *val, struct l
 int
 value_map_put(struct alpn_map *m, const struct alpn_backend *e)
 {
-	return map_append(m, e->proto, e);
+	struct alpn_backend c = *e;
+
+	memset(&c.pool, 0, sizeof(c.pool));
+	if (value_copy(T_POOL, &c.pool, &e->pool) != 0 || map_append(m, e->proto, &c) != 0) {
+		value_free(T_POOL, &c.pool);
+		return -1;
+	}
+	return 0;
 }
 
 const struct alpn_backend *
@@ -559,6 +605,7 @@ value_free(enum vtype t, void *field)
 {
 	switch (t) {
 	case T_ADDRS:
+	case T_POOL:
 		free(((struct addr_list *)field)->v);
 		memset(field, 0, sizeof(struct addr_list));
 		break;
@@ -580,8 +627,10 @@ value_free(enum vtype t, void *field)
 	}
 	case T_ALPN_MAP: {
 		struct alpn_map *m = field;
-		for (size_t i = 0; i < m->n; i++)
+		for (size_t i = 0; i < m->n; i++) {
 			free(m->v[i].proto);
+			free(m->v[i].pool.v);
+		}
 		free(m->v);
 		memset(m, 0, sizeof(*m));
 		break;
@@ -615,7 +664,8 @@ int
 value_copy(enum vtype t, void *dst, const void *src)
 {
 	switch (t) {
-	case T_ADDRS: {
+	case T_ADDRS:
+	case T_POOL: {
 		const struct addr_list *s = src;
 		struct addr_list *d = dst;
 		if ((d->v = dup_array(s->v, s->n, sizeof(*s->v))) == NULL && s->n > 0)

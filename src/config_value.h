@@ -6,9 +6,10 @@
  * becomes (the field the key table's row points to). Spelling a value back
  * is config_keys.c's (value_text, for tlsfront -T). These functions are
  * pure: they report a problem only as the returned error text, never to a
- * struct diag, and they touch no global state. Only T_ADDR and T_ADDRS may
- * resolve a host name (addr_parse, once per value: config.c parses each
- * value once and copies it where it is inherited).
+ * struct diag, and they touch no global state. Only T_ADDR, T_ADDRS and
+ * T_POOL may resolve a host name (addr_parse, addr_parse_all: once per
+ * value, for config.c parses each value once and copies it where it is
+ * inherited).
  */
 #ifndef TLSFRONT_CONFIG_VALUE_H
 #define TLSFRONT_CONFIG_VALUE_H
@@ -37,7 +38,9 @@ enum vtype {
 	T_CIDRS,	/* struct cidr_list */
 	T_ALPN_MAP,	/* struct alpn_map: one entry per backend.PROTO line */
 	T_URL,		/* char *: one token "scheme:rest" with vspec.names[0]'s scheme */
-	T_SECONDS	/* unsigned long long: seconds; s, m, h, d units (long spans) */
+	T_SECONDS,	/* unsigned long long: seconds; s, m, h, d units (long spans) */
+	T_POOL		/* struct addr_list: backend members (TCP or unix:), none
+			 * twice; a host name is one member per address */
 };
 
 /* Room for a value of any type above, for code that parses a value of a key
@@ -70,6 +73,10 @@ struct vspec {
  * the 0 of a field that failed to parse. */
 #define VALUE_WORKERS_AUTO (-1)
 
+/* The most members a pool (T_POOL) may have: conn.c keeps the members a
+ * connection tried as bits of a 64-bit mask. */
+#define VALUE_POOL_MAX 64
+
 /*
  * Parse val, written in file `file` (relative paths resolve against its
  * directory), into *field, a zeroed field of s->type. Returns 0; or -1 with
@@ -92,7 +99,7 @@ void value_free(enum vtype t, void *field);
 int value_copy(enum vtype t, void *dst, const void *src);
 
 /*
- * backend.PROTO = val: parse val as an address and append { proto, address,
+ * backend.PROTO = val: parse val as a pool (T_POOL) and append { proto, address,
  * at } to m. Returns 0, or -1 with a message in err (m unchanged). The
  * strings are copied; m owns its entries.
  */

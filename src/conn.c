@@ -5,9 +5,10 @@
  * -> handshake() on each event until tls_stream_handshake says DONE (the
  * ClientHello callback of tls_accept.c picks the host) -> handshake_done()
  * reads what the client sent already (a client that is gone is closed
- * without a dial) and dials the backend (backend.c) -> connected() hands
- * the backend side to the relay -> the relay's done(), a timer or a drain
- * -> conn_close().
+ * without a dial) and dials a member of the host's backend pool (pool.c
+ * chooses, backend.c connects; a member that fails to connect is replaced
+ * by the next, dial_member) -> connected() hands the backend side to the
+ * relay -> the relay's done(), a timer or a drain -> conn_close().
  */
 #include <assert.h>
 #include <errno.h>
@@ -21,12 +22,15 @@
 #include "clientauth.h"
 #include "conn.h"
 #include "log.h"
+#include "pool.h"
 #include "proxy.h"
 #include "stats.h"
 
 static void conn_arm_timer(struct conn *c, unsigned ms);
 static void handshake(struct conn *c);
 static void pump(struct conn *c, int side);
+static void connect_failed(struct conn *c, int err);
+static void dial_member(struct conn *c);
 
 /* ---- the lifecycle -------------------------------------------------------- */
 
@@ -237,6 +241,8 @@ conn_close(struct conn *c, enum conn_end why, const char *detail)
 	count_close(c, why);
 	log_access(c, why, detail);
 	set_state(c, CONN_CLOSED);
+	if (c->member_held)
+		pool_release(c->pool, (size_t)c->member);
 	tls_release(&c->tls);
 	relay_free(&c->relay);
 	drop_event(&c->timer);
@@ -426,8 +432,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	case CONN_CONNECTING:
-		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
-		conn_close(c, END_CONNECT_TIMEOUT, NULL);
+		connect_failed(c, 0);	/* the next member, if any */
 		return;
 	case CONN_RELAYING:
 	case CONN_DRAINING: {
@@ -518,11 +523,22 @@ queue_proxy_header(struct conn *c)
 	return n < 0 ? -1 : 0;
 }
 
+/* The connect to the member dialled last failed (err: its errno), or timed
+ * out (err 0). Nothing was written to it (connected() says why), so the
+ * client's bytes, still queued with the PROXY header in front, go to the
+ * next member the pool offers; the client fails only when none is left. */
 static void
 connect_failed(struct conn *c, int err)
 {
 	stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
-	conn_close(c, END_CONNECT_FAILED, strerror(err));
+	pool_fail(c->pool, (size_t)c->member, c->trial, err ? strerror(err) : "connect timeout");
+	c->dial_err = err;
+	drop_event(&c->bev);
+	if (c->be.fd >= 0)
+		close(c->be.fd);
+	memset(&c->be, 0, sizeof(c->be));
+	c->be.fd = -1;
+	dial_member(c);
 }
 
 /*
@@ -547,7 +563,11 @@ connected(struct conn *c)
 		connect_failed(c, err);
 		return;
 	}
-	stats_connect_time(host_index(c), stats_clock_us() - c->dial_us);
+	uint64_t us = stats_clock_us() - c->dial_us;
+	stats_connect_time(host_index(c), us);
+	pool_ok(c->pool, (size_t)c->member, us, 1);
+	pool_acquire(c->pool, (size_t)c->member);
+	c->member_held = 1;
 	set_state(c, CONN_RELAYING);
 	conn_arm_timer(c, c->tls.host->cfg->idle_timeout_ms);
 	event_base_gettimeofday_cached(c->set->base, &c->last_activity);
@@ -570,23 +590,38 @@ backend_cb(evutil_socket_t fd, short what, void *arg)
 		pump(c, 1);
 }
 
+/*
+ * Dial the next member of the pool that this connection has not tried:
+ * pool_pick says which (pool.h). When none is left, the connection ends
+ * with the last member's failure (the access line's backend= names it).
+ */
 static void
-dial_backend(struct conn *c)
+dial_member(struct conn *c)
 {
-	const unsigned char *alpn = NULL;
-	unsigned alpn_len = 0;
+	int i, trial;
 
-	tls_stream_alpn(&c->ts, &alpn, &alpn_len);
-	c->backend_addr = gen_backend_for(c->tls.host, alpn, alpn_len);
-	set_state(c, CONN_CONNECTING);
-	if (queue_proxy_header(c) != 0) {
-		conn_close(c, END_PROXY_HEADER_BUILD, NULL);
-		return;
-	}
-	c->dial_us = stats_clock_us();
-	if ((c->be.fd = backend_dial(c->backend_addr)) < 0) {
-		connect_failed(c, errno);
-		return;
+	for (;;) {
+		if ((i = pool_pick(c->pool, c->tried, &trial)) < 0) {
+			if (c->dial_err != 0)
+				conn_close(c, END_CONNECT_FAILED, strerror(c->dial_err));
+			else
+				conn_close(c, END_CONNECT_TIMEOUT, NULL);
+			return;
+		}
+		c->tried |= (uint64_t)1 << i;
+		c->member = i;
+		c->trial = trial != 0;
+		c->backend_addr = c->pool->m[i].addr;
+		c->dial_us = stats_clock_us();
+		if ((c->be.fd = backend_dial(c->backend_addr)) >= 0)
+			break;
+		/* failed at once (a UNIX socket nobody listens on): the next;
+		 * running out of descriptors or memory is ours, not the
+		 * member's, and does not count against its health */
+		c->dial_err = errno;
+		stats_host_add(host_index(c), SH_CONNECT_FAILED, 1);
+		if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
+			pool_fail(c->pool, (size_t)i, c->trial, strerror(c->dial_err));
 	}
 	/* one registration for the connection's life: the connect's end,
 	 * reads, writes and the FIN (EV_CLOSED: EPOLLRDHUP) */
@@ -597,6 +632,23 @@ dial_backend(struct conn *c)
 		return;
 	}
 	conn_arm_timer(c, c->tls.host->cfg->connect_timeout_ms);
+}
+
+static void
+dial_backend(struct conn *c)
+{
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+
+	tls_stream_alpn(&c->ts, &alpn, &alpn_len);
+	c->pool = gen_backend_for(c->tls.host, alpn, alpn_len);
+	set_state(c, CONN_CONNECTING);
+	/* once: a retry on another member sends the same queue, header first */
+	if (queue_proxy_header(c) != 0) {
+		conn_close(c, END_PROXY_HEADER_BUILD, NULL);
+		return;
+	}
+	dial_member(c);
 }
 
 /* ---- handshake ---------------------------------------------------------- */

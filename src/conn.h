@@ -3,7 +3,9 @@
  *
  *   PROXY       from an accept_proxy source: reading its PROXY v1/v2 header
  *   HANDSHAKE   TLS handshake with the client (SNI picks the host)
- *   CONNECTING  handshake done; dialing the backend the host (and ALPN) names
+ *   CONNECTING  handshake done; dialing a member of the backend pool the host
+ *               (and ALPN) names; a member that fails to connect is replaced
+ *               by the next the pool offers (pool.h), nothing written yet
  *   RELAYING    bytes move both ways (relay.c)
  *   DRAINING    one direction has ended and its end was passed on (a
  *               half-closed stream); the other still moves
@@ -16,7 +18,8 @@
  * Each descriptor is registered with the event loop once, edge-triggered:
  * the client socket for reading at accept (for writing too only once a
  * write was refused), the backend socket for both when it is dialled. A
- * connection makes 2 epoll_ctl per descriptor in its life (add, delete).
+ * connection makes 2 epoll_ctl per descriptor in its life (add, delete);
+ * each pool member that failed to connect adds its own two.
  */
 #ifndef TLSFRONT_CONN_H
 #define TLSFRONT_CONN_H
@@ -133,7 +136,11 @@ struct conn {
 	struct backend_end be;		/* be.fd: the backend socket (owned), or -1 */
 	struct tls_info tls;
 	struct relay relay;		/* from the end of the handshake on */
-	const struct addr *backend_addr;
+	const struct pool *pool;	/* the host's (and ALPN's) backend pool */
+	const struct addr *backend_addr;	/* the member dialled last */
+	uint64_t tried;			/* bit i: member i of pool was dialled */
+	int member;			/* its index in pool */
+	int dial_err;			/* the last member's connect errno (0: timeout) */
 	struct sockaddr_storage peer;	/* the client (from the PROXY header if any) */
 	socklen_t peer_len;
 	struct sockaddr_storage local;	/* where the client connected to: from the
@@ -148,6 +155,8 @@ struct conn {
 	unsigned relay_ready : 1;	/* relay_init done */
 	unsigned no_memory : 1;		/* an event could not be made inside a relay
 					 * callback: close once the pump returns */
+	unsigned trial : 1;		/* this dial is the down member's one trial */
+	unsigned member_held : 1;	/* pool_acquire'd: pool_release at the end */
 };
 
 /*

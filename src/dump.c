@@ -36,6 +36,21 @@ value_of(const struct config *c, const struct host_config *h, enum cfg_key k, in
 }
 
 /* "key = value", or "# key (not set)". */
+/* A pool of several members in words, after its line: how it balances
+ * them, one member a line (a host name's addresses are members of their own). */
+static void
+put_pool(FILE *f, const char *what, const struct addr_list *pl, const struct host_config *h)
+{
+	static const char *const balances[] = { "roundrobin", "leastconn", "first" };
+
+	if (pl->n < 2)
+		return;
+	fprintf(f, "# %s pool: %zu members, balance = %s\n", what, pl->n,
+	    h->balance >= 0 && h->balance < 3 ? balances[h->balance] : "?");
+	for (size_t i = 0; i < pl->n; i++)
+		fprintf(f, "#   member %zu: %s\n", i + 1, pl->v[i].text);
+}
+
 static void
 put_key(FILE *f, const struct config *c, const struct host_config *h, enum cfg_key k,
     int *oom)
@@ -144,10 +159,17 @@ dump_host(FILE *f, const struct config *c, const struct host *h, int *oom)
 			continue;
 		}
 		put_key(f, c, hc, (enum cfg_key)k, oom);
-		if (k == K_BACKEND)
-			for (size_t i = 0; i < hc->n_alpn_backends; i++)
-				fprintf(f, "backend.%s = %s\n", hc->alpn_backends[i].proto,
-				    hc->alpn_backends[i].addr.text);
+		if (k == K_BACKEND) {
+			put_pool(f, "backend", &hc->backend, hc);
+			for (size_t i = 0; i < hc->n_alpn_backends; i++) {
+				const struct addr_list *pl = &hc->alpn_backends[i].pool;
+				fprintf(f, "backend.%s =", hc->alpn_backends[i].proto);
+				for (size_t j = 0; j < pl->n; j++)
+					fprintf(f, " %s", pl->v[j].text);
+				fprintf(f, "\n");
+				put_pool(f, hc->alpn_backends[i].proto, pl, hc);
+			}
+		}
 		const char *groups = tls_host_groups(h->tls);
 		if (k == K_GROUPS && groups != NULL && hc->groups != NULL &&
 		    strcmp(groups, hc->groups) != 0)
@@ -210,10 +232,15 @@ summary(struct sbuf *b, const struct generation *g, const struct host *h)
 	sb_printf(b, " listen=");
 	for (size_t i = 0; i < hc->listen.n; i++)
 		sb_printf(b, "%s%s", i ? "," : "", hc->listen.v[i].text);
-	sb_printf(b, " backend=%s", hc->backend.text);
-	for (size_t i = 0; i < hc->n_alpn_backends; i++)
-		sb_printf(b, " backend.%s=%s", hc->alpn_backends[i].proto,
-		    hc->alpn_backends[i].addr.text);
+	sb_printf(b, " backend=");
+	for (size_t i = 0; i < hc->backend.n; i++)
+		sb_printf(b, "%s%s", i ? "," : "", hc->backend.v[i].text);
+	for (size_t i = 0; i < hc->n_alpn_backends; i++) {
+		const struct addr_list *pl = &hc->alpn_backends[i].pool;
+		sb_printf(b, " backend.%s=", hc->alpn_backends[i].proto);
+		for (size_t j = 0; j < pl->n; j++)
+			sb_printf(b, "%s%s", j ? "," : "", pl->v[j].text);
+	}
 	sb_printf(b, " alpn=");
 	for (size_t i = 0; i < hc->alpn.n; i++)
 		sb_printf(b, "%s%s", i ? "," : "", hc->alpn.v[i]);

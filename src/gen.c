@@ -73,6 +73,29 @@ place_host(struct generation *g, struct host *h, struct diag *d)
 	return ok ? 0 : -1;
 }
 
+/* The host's pools, each member with its shared health slot (pool.h):
+ * made here, in the main process, before the workers are forked. */
+static int
+make_pools(struct host *h)
+{
+	const struct host_config *c = h->cfg;
+
+	if (pool_init(&h->pool, c->label, c->backend.v, c->backend.n, c->balance,
+	    (unsigned)c->backend_fail_threshold, c->backend_down_time_ms,
+	    c->connect_timeout_ms) != 0)
+		return -1;
+	if (c->n_alpn_backends == 0)
+		return 0;
+	if ((h->alpn_pools = calloc(c->n_alpn_backends, sizeof(*h->alpn_pools))) == NULL)
+		return -1;
+	for (size_t i = 0; i < c->n_alpn_backends; i++)
+		if (pool_init(&h->alpn_pools[i], c->label, c->alpn_backends[i].pool.v,
+		    c->alpn_backends[i].pool.n, c->balance, (unsigned)c->backend_fail_threshold,
+		    c->backend_down_time_ms, c->connect_timeout_ms) != 0)
+			return -1;
+	return 0;
+}
+
 /* ---- files the configured user will have to read ----------------------- */
 
 /*
@@ -197,6 +220,9 @@ gen_build(struct config *cfg, struct diag *d)
 		if (!cfg->hosts[i].bad && !g->hosts[i].skipped &&
 		    place_host(g, &g->hosts[i], d) != 0)
 			ok = 0;
+	for (size_t i = 0; ok && i < cfg->n_hosts; i++)
+		if (!g->hosts[i].skipped && make_pools(&g->hosts[i]) != 0)
+			goto err;
 	if (!ok)
 		goto err;
 	if ((g->tls = tls_base_new(cfg, g->hosts, g->n_hosts, d, top)) == NULL)
@@ -223,6 +249,10 @@ gen_free(struct generation *g)
 	for (size_t i = 0; i < g->n_hosts; i++) {
 		struct host *h = &g->hosts[i];
 		tls_host_free(h->tls);
+		pool_free(&h->pool);
+		for (size_t j = 0; h->alpn_pools != NULL && j < h->cfg->n_alpn_backends; j++)
+			pool_free(&h->alpn_pools[j]);
+		free(h->alpn_pools);
 		for (size_t j = 0; j < h->n_names; j++)
 			free(h->names[j]);
 		free(h->names);
@@ -236,7 +266,7 @@ gen_free(struct generation *g)
 	free(g);
 }
 
-const struct addr *
+const struct pool *
 gen_backend_for(const struct host *h, const unsigned char *alpn, unsigned alpn_len)
 {
 	const struct host_config *c = h->cfg;
@@ -244,9 +274,9 @@ gen_backend_for(const struct host *h, const unsigned char *alpn, unsigned alpn_l
 	for (size_t i = 0; alpn_len > 0 && i < c->n_alpn_backends; i++) {
 		const char *p = c->alpn_backends[i].proto;
 		if (strlen(p) == alpn_len && memcmp(p, alpn, alpn_len) == 0)
-			return &c->alpn_backends[i].addr;
+			return &h->alpn_pools[i];
 	}
-	return &c->backend;
+	return &h->pool;
 }
 
 struct generation *

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "pool.h"
 #include "sni.h"
 
 struct tls_host;
@@ -38,6 +39,8 @@ struct host {
 	int skipped;			/* host_errors = skip left it out */
 	int pending;			/* acme = yes, its certificate not there yet (or
 					 * not loadable): handshakes fail (tls.c) */
+	struct pool pool;		/* `backend`'s members (pool.h) */
+	struct pool *alpn_pools;	/* one per cfg->alpn_backends entry, in order */
 };
 
 struct listener {
@@ -81,8 +84,9 @@ struct generation *gen_load(const char *path, struct diag *d);
 /* Free a generation and its config. gen_free(NULL) is a no-op. */
 void gen_free(struct generation *g);
 
-/* The backend for a host given the negotiated ALPN protocol (may be NULL). */
-const struct addr *gen_backend_for(const struct host *h, const unsigned char *alpn,
+/* The backend pool for a host given the negotiated ALPN protocol (may be
+ * NULL): its backend.PROTO pool, else its backend pool. */
+const struct pool *gen_backend_for(const struct host *h, const unsigned char *alpn,
     unsigned alpn_len);
 
 #endif

@@ -276,6 +276,52 @@ acme_orders(struct page *pg)
 	}
 }
 
+/* One family of the pool members: v(m) of each, with its host and backend. */
+static void
+member_family(struct page *pg, const char *name, const char *type, const char *help,
+    int which)
+{
+	const struct stats_sum *s = pg->sum;
+
+	family(pg, name, type, help);
+	for (size_t i = 0; i < s->n_members; i++) {
+		const struct stats_member_sum *m = &s->members[i];
+		char *host = label_escape(m->host), *be = label_escape(m->backend);
+
+		if (host == NULL || be == NULL) {
+			pg->b.oom = 1;
+		} else if (which == 4) {
+			sb_printf(&pg->b, "%s_sum{host=\"%s\",backend=\"%s\"} %.6f\n", name, host,
+			    be, (double)m->connect_us / 1e6);
+			sb_printf(&pg->b, "%s_count{host=\"%s\",backend=\"%s\"} %llu\n", name, host,
+			    be, m->connect_count);
+		} else {
+			unsigned long long v = which == 0 ? (unsigned long long)m->up :
+			    which == 1 ? m->conns : m->connect_failures;
+			sb_printf(&pg->b, "%s{host=\"%s\",backend=\"%s\"} %llu\n", name, host, be, v);
+		}
+		free(host);
+		free(be);
+	}
+}
+
+/* The members of the backend pools in use, when there are any. */
+static void
+member_families(struct page *pg)
+{
+	if (pg->sum->n_members == 0)
+		return;
+	member_family(pg, "tlsfront_backend_up", "gauge",
+	    "1 if the pool member takes connections, 0 while it is marked down.", 0);
+	member_family(pg, "tlsfront_backend_connections_total", "counter",
+	    "Connections relayed to the pool member (successful connects).", 1);
+	member_family(pg, "tlsfront_backend_member_connect_failures_total", "counter",
+	    "Connects to the pool member that failed or timed out, and failed health checks.",
+	    2);
+	member_family(pg, "tlsfront_backend_member_connect_seconds", "summary",
+	    "Time to connect to the pool member, successful connects.", 4);
+}
+
 static void
 host_families(struct page *pg)
 {
@@ -312,6 +358,7 @@ metrics_render(const struct stats_sum *sum, size_t *len)
 	handshake_failures(&pg);
 	connect_histogram(&pg);
 	host_families(&pg);
+	member_families(&pg);
 	acme_orders(&pg);
 	if (pg.b.oom)
 		goto err;

@@ -142,6 +142,13 @@ struct block_owner {
 	struct gen_labels *gen;	/* a reference */
 };
 
+/* A pool member of the generation in use: its labels and its slot in the
+ * pools' shared region (pool.h), which lives as long as the process. */
+struct member_src {
+	char *host, *backend;
+	const struct member_state *st;
+};
+
 struct stats {
 	unsigned char *map;
 	size_t map_len, stride, max_blocks, max_hosts;
@@ -154,7 +161,11 @@ struct stats {
 	int warned_full;
 	struct stats_acme_sum *acme;	/* orders by host label, unsorted */
 	size_t n_acme;
+	struct member_src *members;	/* the pools of the generation in use */
+	size_t n_members;
 };
+
+static void members_free(struct stats *st);
 
 static uint64_t *
 block_g(const struct stats *st, size_t b)
@@ -246,6 +257,7 @@ stats_free(struct stats *st)
 	for (size_t i = 0; i < st->n_acme; i++)
 		free(st->acme[i].label);
 	free(st->acme);
+	members_free(st);
 	munmap(st->map, st->map_len);
 	free(st->owners);
 	free(st);
@@ -279,11 +291,87 @@ err:
 	return NULL;
 }
 
+static void
+members_free(struct stats *st)
+{
+	for (size_t i = 0; i < st->n_members; i++) {
+		free(st->members[i].host);
+		free(st->members[i].backend);
+	}
+	free(st->members);
+	st->members = NULL;
+	st->n_members = 0;
+}
+
+/* Add the members of pool p of host label, each slot once (a host's
+ * backend and backend.PROTO pools may share members). */
+static int
+members_add(struct stats *st, const char *label, const struct pool *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct member_src *v;
+		int seen = 0;
+
+		for (size_t j = 0; j < st->n_members; j++)
+			seen |= st->members[j].st == p->m[i].st;
+		if (seen)
+			continue;
+		if ((v = realloc(st->members, (st->n_members + 1) * sizeof(*v))) == NULL)
+			return -1;
+		st->members = v;
+		v += st->n_members;
+		v->st = p->m[i].st;
+		v->host = strdup(label);
+		v->backend = strdup(p->m[i].addr->text);
+		st->n_members++;
+		if (v->host == NULL || v->backend == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+cmp_member(const void *a, const void *b)
+{
+	return strcmp(((const struct member_src *)a)->host, ((const struct member_src *)b)->host);
+}
+
+/* The pool members of g, for the per-member metrics. */
+static int
+members_of(struct stats *st, const struct generation *g)
+{
+	members_free(st);
+	for (size_t i = 0; i < g->n_hosts; i++) {
+		const struct host *h = &g->hosts[i];
+		if (h->skipped || h->pool.m == NULL)
+			continue;
+		if (members_add(st, h->cfg->label, &h->pool) != 0)
+			return -1;
+		for (size_t k = 0; h->alpn_pools != NULL && k < h->cfg->n_alpn_backends; k++)
+			if (members_add(st, h->cfg->label, &h->alpn_pools[k]) != 0)
+				return -1;
+	}
+	/* by host; a host's members keep their pool order (an insertion
+	 * sort: stable, and members are few) */
+	for (size_t i = 1; i < st->n_members; i++)
+		for (size_t j = i; j > 0 && cmp_member(&st->members[j - 1], &st->members[j]) > 0;
+		    j--) {
+			struct member_src t = st->members[j];
+			st->members[j] = st->members[j - 1];
+			st->members[j - 1] = t;
+		}
+	return 0;
+}
+
 int
 stats_generation(struct stats *st, const struct generation *g)
 {
 	if (st == NULL)
 		return 0;
+	if (members_of(st, g) != 0) {
+		log_error("metrics: out of memory; no pool member metrics");
+		members_free(st);
+	}
 	st->gen_no++;
 	gen_labels_put(st->cur);
 	if ((st->cur = gen_labels_new(g)) == NULL) {
@@ -542,6 +630,25 @@ stats_sum(const struct stats *st, struct stats_sum *out)
 		}
 		qsort(out->acme, out->n_acme, sizeof(*out->acme), by_acme_label);
 	}
+	if (st->n_members > 0) {
+		if ((out->members = calloc(st->n_members, sizeof(*out->members))) == NULL)
+			return -1;
+		for (size_t i = 0; i < st->n_members; i++) {
+			struct stats_member_sum *m = &out->members[i];
+			const struct member_state *ms = st->members[i].st;
+			if ((m->host = strdup(st->members[i].host)) == NULL ||
+			    (m->backend = strdup(st->members[i].backend)) == NULL) {
+				free(m->host);
+				return -1;
+			}
+			out->n_members++;
+			m->up = atomic_load(&ms->up);
+			m->conns = atomic_load(&ms->conns);
+			m->connect_failures = atomic_load(&ms->connect_failures);
+			m->connect_us = atomic_load(&ms->connect_us);
+			m->connect_count = atomic_load(&ms->connect_count);
+		}
+	}
 	return 0;
 err:
 	table_free(&t);
@@ -557,5 +664,10 @@ stats_sum_free(struct stats_sum *s)
 	for (size_t i = 0; i < s->n_acme; i++)
 		free(s->acme[i].label);
 	free(s->acme);
+	for (size_t i = 0; i < s->n_members; i++) {
+		free(s->members[i].host);
+		free(s->members[i].backend);
+	}
+	free(s->members);
 	memset(s, 0, sizeof(*s));
 }

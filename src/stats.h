@@ -130,7 +130,8 @@ void stats_free(struct stats *st);
 /*
  * Generation g is now the one in use (at start and after each successful
  * reload): copies its host labels, certificate expiry times and skipped
- * flags (g is not referenced afterwards), and counts the generation number
+ * flags (g is not referenced afterwards; its pool members' shared slots,
+ * which outlive every generation, are), and counts the generation number
  * up (1 at start). Workers forked from now on count under these labels.
  * Returns 0, or -1 when out of memory (workers then count nowhere until the
  * next call).
@@ -180,6 +181,14 @@ struct stats_acme_sum {
 	unsigned long long ok, error;
 };
 
+/* One member of a backend pool of the generation in use (pool.h): its
+ * shared health state and counters, read at one moment. */
+struct stats_member_sum {
+	char *host, *backend;	/* owned by the sum */
+	int up;
+	unsigned long long conns, connect_failures, connect_us, connect_count;
+};
+
 /* Everything the metrics show, at one moment. */
 struct stats_sum {
 	uint64_t g[SG_COUNT];		/* enum stats_global, retired and live */
@@ -195,6 +204,8 @@ struct stats_sum {
 	size_t hosts_skipped;		/* left out of it by host_errors = skip */
 	struct stats_acme_sum *acme;	/* ACME orders, sorted by label */
 	size_t n_acme;
+	struct stats_member_sum *members;	/* by host label, then pool order */
+	size_t n_members;
 };
 
 /*

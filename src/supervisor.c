@@ -20,6 +20,7 @@
 #include "acme.h"
 #include "filewatch.h"
 #include "log.h"
+#include "health.h"
 #include "metrics_http.h"
 #include "notify.h"
 #include "priv.h"
@@ -88,6 +89,7 @@ struct sup {
 		size_t len;
 	} acme;
 	struct filewatch *watch;	/* the cert and key files of the generation */
+	struct health *health;		/* health_check = tcp of its pools (health.c) */
 	struct event *watch_timer;	/* every FILE_CHECK_MS */
 };
 
@@ -644,6 +646,8 @@ reload(struct sup *sp, const char *why)
 			retire(sp, sp->slots[s].pid, now, sp->g->cfg->g.shutdown_timeout_ms);
 	sockset_close(&sp->socks);
 	free(sp->slots);	/* and with them the restarts they waited for */
+	health_free(sp->health);	/* its probes point into the old generation */
+	sp->health = NULL;
 	gen_free(sp->g);
 	sp->socks = ns;
 	sp->g = ng;
@@ -659,6 +663,7 @@ reload(struct sup *sp, const char *why)
 		start_slot(sp, s, now);
 	acme_update(sp, now);
 	watch_update(sp);
+	sp->health = health_start(sp->base, ng);
 	arm_respawn(sp, now);
 	arm_kill(sp, now);
 	sp->reloads_ok++;
@@ -919,6 +924,7 @@ supervisor_run(struct generation *g, const char *path)
 	/* after the workers: the client may take its time, they serve now */
 	acme_update(&sp, now_ms());
 	watch_update(&sp);
+	sp.health = health_start(sp.base, g);
 	arm_respawn(&sp, now_ms());
 	log_info("tlsfront %s started: %zu hosts (%zu TLS settings), %zu listeners, %d workers",
 	    PACKAGE_VERSION, g->n_hosts, g->n_contexts, g->n_listeners, sp.nslots);
@@ -940,6 +946,7 @@ supervisor_run(struct generation *g, const char *path)
 	else
 		log_error("the main event loop failed");
 out:
+	health_free(sp.health);
 	metrics_http_free(sp.mh);
 	loop_free(&sp);
 	filewatch_free(sp.watch);

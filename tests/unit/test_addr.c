@@ -602,6 +602,31 @@ test_cidr_errors(void **state)
 	assert_int_equal(c.family, AF_INET6);
 }
 
+/* addr_parse_all: a host name is every address it resolves to, each
+ * once, at most max; an address written as such is itself. */
+static void
+test_parse_all(void **state)
+{
+	struct addr v[8];
+	char err[256];
+	int n;
+
+	(void)state;
+	assert_int_equal(addr_parse_all("10.0.0.1:80", v, 8, err, sizeof(err)), 1);
+	assert_string_equal(v[0].text, "10.0.0.1:80");
+	assert_int_equal(addr_parse_all("unix:/run/a.sock", v, 8, err, sizeof(err)), 1);
+	assert_string_equal(v[0].text, "unix:/run/a.sock");
+	n = addr_parse_all("localhost:80", v, 8, err, sizeof(err));
+	assert_true(n >= 1 && n <= 2);
+	for (int i = 0; i < n; i++) {
+		assert_true(v[i].ss.ss_family == AF_INET || v[i].ss.ss_family == AF_INET6);
+		for (int j = 0; j < i; j++)
+			assert_false(addr_equal(&v[i], &v[j]));
+	}
+	assert_int_equal(addr_parse_all("localhost:80", v, 1, err, sizeof(err)), 1);
+	assert_int_equal(addr_parse_all("10.0.0.1:0", v, 8, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
@@ -645,6 +670,7 @@ main(void)
 		cmocka_unit_test(test_format_roundtrip_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_cidr_errors),
+		cmocka_unit_test(test_parse_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,7 +209,7 @@ test_minimal_and_builtin_defaults(void **state)
 	assert_int_equal(h->at.line, 4);
 	assert_string_equal(h->cert, unit_path(x->dir, "a.pem"));
 	assert_string_equal(h->key, unit_path(x->dir, "a.key"));
-	assert_string_equal(h->backend.text, "127.0.0.1:9000");
+	assert_string_equal(h->backend.v[0].text, "127.0.0.1:9000");
 	assert_int_equal(h->loc[K_CERT].line, 5);
 	assert_int_equal(h->loc[K_KEY].line, 6);
 	assert_int_equal(h->loc[K_BACKEND].line, 7);
@@ -444,7 +444,7 @@ test_defaults_inheritance_and_override(void **state)
 
 	assert_string_equal(a->cert, unit_path(x->dir, "certs/default.pem"));
 	assert_string_equal(a->key, unit_path(x->dir, "certs/default.key"));
-	assert_string_equal(a->backend.text, "127.0.0.1:9000");
+	assert_string_equal(a->backend.v[0].text, "127.0.0.1:9000");
 	assert_int_equal(a->protocols.min, CONFIG_TLS1_3_VERSION);
 	assert_int_equal(a->protocols.max, CONFIG_TLS1_3_VERSION);
 	assert_int_equal(a->idle_timeout_ms, 60000);
@@ -458,7 +458,7 @@ test_defaults_inheritance_and_override(void **state)
 
 	assert_string_equal(b->cert, unit_path(x->dir, "b.pem"));
 	assert_string_equal(b->key, unit_path(x->dir, "certs/default.key"));
-	assert_string_equal(b->backend.text, "unix:/run/b.sock");
+	assert_string_equal(b->backend.v[0].text, "unix:/run/b.sock");
 	assert_int_equal(b->protocols.min, CONFIG_TLS1_2_VERSION);
 	assert_int_equal(b->protocols.max, CONFIG_TLS1_2_VERSION);
 	assert_int_equal(b->idle_timeout_ms, 120000);
@@ -586,13 +586,13 @@ test_backend_proto(void **state)
 	assert_int_equal(h->alpn.n, 2);
 	assert_int_equal(h->n_alpn_backends, 2);
 	assert_string_equal(h->alpn_backends[0].proto, "h2");
-	assert_string_equal(h->alpn_backends[0].addr.text, "127.0.0.1:9001");
+	assert_string_equal(h->alpn_backends[0].pool.v[0].text, "127.0.0.1:9001");
 	assert_int_equal(h->alpn_backends[0].at.line, 9);
 	assert_string_equal(h->alpn_backends[0].at.file, x->main);
 	assert_string_equal(h->alpn_backends[1].proto, "http/1.1");
-	assert_string_equal(h->alpn_backends[1].addr.text, "unix:/run/h1.sock");
+	assert_string_equal(h->alpn_backends[1].pool.v[0].text, "unix:/run/h1.sock");
 	assert_int_equal(h->alpn_backends[1].at.line, 10);
-	assert_string_equal(h->backend.text, "127.0.0.1:9000");
+	assert_string_equal(h->backend.v[0].text, "127.0.0.1:9000");
 }
 
 
@@ -615,11 +615,11 @@ test_backend_proto_from_defaults(void **state)
 	h = host(c, "a");
 	assert_int_equal(h->n_alpn_backends, 1);
 	assert_string_equal(h->alpn_backends[0].proto, "h2");
-	assert_string_equal(h->alpn_backends[0].addr.text, "127.0.0.1:9001");
+	assert_string_equal(h->alpn_backends[0].pool.v[0].text, "127.0.0.1:9001");
 	assert_int_equal(h->alpn_backends[0].at.line, 5);
 	h = host(c, "b");
 	assert_int_equal(h->n_alpn_backends, 1);
-	assert_string_equal(h->alpn_backends[0].addr.text, "127.0.0.1:9002");
+	assert_string_equal(h->alpn_backends[0].pool.v[0].text, "127.0.0.1:9002");
 	assert_int_equal(h->alpn_backends[0].at.line, 16);
 	assert_int_equal(host(c, "c")->n_alpn_backends, 0);
 }
@@ -838,7 +838,7 @@ test_comments(void **state)
 	    "backend = 127.0.0.1:9000    ; the app\n"
 	    "   ; indented comment\n");
 	assert_string_equal(c->g.listen.v[0].text, "127.0.0.1:8443");
-	assert_string_equal(c->hosts[0].backend.text, "127.0.0.1:9000");
+	assert_string_equal(c->hosts[0].backend.v[0].text, "127.0.0.1:9000");
 }
 
 
@@ -848,7 +848,7 @@ test_no_final_newline(void **state)
 	struct ctx *x = *state;
 
 	assert_string_equal(LOAD_OK(x, GLOBAL3
-	    "[host a]\ncert = a.pem\nkey = a.key\nbackend = 127.0.0.1:9000")->hosts[0].backend.text,
+	    "[host a]\ncert = a.pem\nkey = a.key\nbackend = 127.0.0.1:9000")->hosts[0].backend.v[0].text,
 	    "127.0.0.1:9000");
 }
 
@@ -975,7 +975,7 @@ test_indented_keys_are_keys(void **state)
 	assert_int_equal(c->g.log_level, LOG_LVL_DEBUG);
 	assert_int_equal(c->g.workers, 3);
 	assert_string_equal(c->g.hosts, unit_path(x->dir, "hosts.d/*.ini"));
-	assert_string_equal(c->hosts[0].backend.text, "127.0.0.1:9000");
+	assert_string_equal(c->hosts[0].backend.v[0].text, "127.0.0.1:9000");
 }
 
 
@@ -1720,7 +1720,7 @@ test_load_all_keeps_going(void **state)
 	assert_int_equal(c->n_hosts, 3);
 	assert_false(host(c, "a")->bad);
 	assert_int_equal(host(c, "a")->idle_timeout_ms, 60000);
-	assert_string_equal(host(c, "a")->backend.text, "127.0.0.1:9000");
+	assert_string_equal(host(c, "a")->backend.v[0].text, "127.0.0.1:9000");
 	assert_true(host(c, "b")->bad);
 	assert_true(host(c, "c")->bad);
 
@@ -1771,7 +1771,7 @@ test_defaults_resolved_once(void **state)
 	for (size_t i = 0; i < c->n_hosts; i++) {
 		const struct host_config *h = &c->hosts[i];
 
-		assert_string_equal(h->backend.text, c->hosts[0].backend.text);
+		assert_string_equal(h->backend.v[0].text, c->hosts[0].backend.v[0].text);
 		assert_int_equal(h->loc[K_BACKEND].line, 5);
 		assert_int_equal(h->n_alpn_backends, 1);
 		assert_string_equal(h->alpn_backends[0].proto, "h2");
@@ -1850,7 +1850,7 @@ test_load_all_defaults_map_bad(void **state)
 	assert_int_equal(host(c, "a")->n_alpn_backends, 0);
 	assert_false(host(c, "b")->bad);
 	assert_false(host(c, "c")->bad);
-	assert_string_equal(host(c, "c")->alpn_backends[0].addr.text, "127.0.0.1:9");
+	assert_string_equal(host(c, "c")->alpn_backends[0].pool.v[0].text, "127.0.0.1:9");
 }
 
 /*

@@ -255,7 +255,7 @@ test_map(void **state)
 	assert_true(strncmp(err, "bad port in '127.0.0.1:0'", 25) == 0);
 	assert_int_equal(m.n, 2);
 	assert_non_null(e = value_map_get(&m, "http/1.1"));
-	assert_string_equal(e->addr.text, "unix:/run/h1.sock");
+	assert_string_equal(e->pool.v[0].text, "unix:/run/h1.sock");
 	assert_int_equal(e->at.line, 8);
 	assert_null(value_map_get(&m, "h3"));
 	assert_int_equal(value_text(&config_keys[K_BACKEND_PROTO].v, &m, buf, sizeof(buf)),
@@ -264,12 +264,69 @@ test_map(void **state)
 	assert_int_equal(value_copy(T_ALPN_MAP, &copy, &m), 0);
 	value_free(T_ALPN_MAP, &m);
 	assert_int_equal(m.n, 0);
-	assert_string_equal(value_map_get(&copy, "h2")->addr.text, "127.0.0.1:9001");
+	assert_string_equal(value_map_get(&copy, "h2")->pool.v[0].text, "127.0.0.1:9001");
 	assert_int_equal(value_map_get(&copy, "h2")->at.line, 7);
 	value_free(T_ALPN_MAP, &copy);
+	/* a pool per protocol: several members, none twice */
+	assert_int_equal(value_map_parse(&m, "h2", "127.0.0.1:1 127.0.0.1:2", at, err,
+	    sizeof(err)), 0);
+	assert_int_equal(m.v[0].pool.n, 2);
+	assert_int_equal(value_text(&config_keys[K_BACKEND_PROTO].v, &m, buf, sizeof(buf)),
+	    (int)strlen("h2=127.0.0.1:1,127.0.0.1:2"));
+	assert_int_equal(value_map_parse(&m, "h3", "127.0.0.1:1 127.0.0.1:1", at, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "duplicate member"));
+	value_free(T_ALPN_MAP, &m);
 	/* a map is parsed a line at a time, never as one value */
 	assert_int_equal(value_parse(&config_keys[K_BACKEND_PROTO].v, "127.0.0.1:1", FILE_AT,
 	    &m, err, sizeof(err)), -1);
+}
+
+/* backend: a pool of members, each once, a host name one per address. */
+static void
+test_pool(void **state)
+{
+	const struct vspec *v = &config_keys[K_BACKEND].v;
+	struct addr_list al = { NULL, 0 };
+	char err[256], buf[256];
+
+	(void)state;
+	assert_int_equal(value_parse(v, "10.0.0.1:80 [::1]:81, unix:/run/a.sock", FILE_AT, &al,
+	    err, sizeof(err)), 0);
+	assert_int_equal(al.n, 3);
+	assert_string_equal(al.v[1].text, "[::1]:81");
+	assert_int_equal(value_text(v, &al, buf, sizeof(buf)), (int)strlen(
+	    "10.0.0.1:80 [::1]:81 unix:/run/a.sock"));
+	value_free(T_POOL, &al);
+	/* one member: as a single backend always was */
+	assert_int_equal(value_parse(v, "127.0.0.1:9", FILE_AT, &al, err, sizeof(err)), 0);
+	assert_int_equal(al.n, 1);
+	value_free(T_POOL, &al);
+	assert_int_equal(value_parse(v, "10.0.0.1:80 10.0.0.2:80 10.0.0.1:80", FILE_AT, &al,
+	    err, sizeof(err)), -1);
+	assert_string_equal(err, "duplicate member '10.0.0.1:80' (10.0.0.1:80)");
+	value_free(T_POOL, &al);
+	assert_int_equal(value_parse(v, " , ", FILE_AT, &al, err, sizeof(err)), -1);
+	assert_string_equal(err, "empty pool: no member given");
+	value_free(T_POOL, &al);
+	assert_int_equal(value_parse(v, "10.0.0.1:80 nope", FILE_AT, &al, err, sizeof(err)), -1);
+	value_free(T_POOL, &al);
+	/* balance and the health keys: their bounds */
+	int i;
+	assert_int_equal(value_parse(&config_keys[K_BALANCE].v, "leastconn", FILE_AT, &i, err,
+	    sizeof(err)), 0);
+	assert_int_equal(i, BALANCE_LEASTCONN);
+	assert_int_equal(value_parse(&config_keys[K_BALANCE].v, "random", FILE_AT, &i, err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "expected roundrobin, leastconn or first, not 'random'");
+	assert_int_equal(value_parse(&config_keys[K_BACKEND_FAIL_THRESHOLD].v, "101", FILE_AT,
+	    &i, err, sizeof(err)), -1);
+	unsigned ms;
+	assert_int_equal(value_parse(&config_keys[K_HEALTH_INTERVAL].v, "500ms", FILE_AT, &ms,
+	    err, sizeof(err)), -1);
+	assert_int_equal(value_parse(&config_keys[K_HEALTH_INTERVAL].v, "2s", FILE_AT, &ms,
+	    err, sizeof(err)), 0);
+	assert_int_equal(ms, 2000);
 }
 
 /* A field that owns nothing keeps what parsing stored when it fails (a host
@@ -386,6 +443,7 @@ main(void)
 		cmocka_unit_test(test_values_table),
 		cmocka_unit_test(test_allow_parsed),
 		cmocka_unit_test(test_map),
+		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_failed_fields),
 		cmocka_unit_test(test_workers_auto_formula),
 		cmocka_unit_test(test_protocol_numbers),

@@ -247,12 +247,12 @@ test_backend_for_loaded(void **state)
 	g = load_ok(f);
 	shop = host_named(g, "shop");
 	api = host_named(g, "api");
-	assert_string_equal(gen_backend_for(shop, (const unsigned char *)"h2", 2)->text,
+	assert_string_equal(gen_backend_for(shop, (const unsigned char *)"h2", 2)->m[0].addr->text,
 	    "127.0.0.1:8081");
-	assert_string_equal(gen_backend_for(shop, (const unsigned char *)"http/1.1", 8)->text,
+	assert_string_equal(gen_backend_for(shop, (const unsigned char *)"http/1.1", 8)->m[0].addr->text,
 	    "127.0.0.1:8080");
-	assert_string_equal(gen_backend_for(shop, NULL, 0)->text, "127.0.0.1:8080");
-	assert_string_equal(gen_backend_for(api, (const unsigned char *)"h2", 2)->text,
+	assert_string_equal(gen_backend_for(shop, NULL, 0)->m[0].addr->text, "127.0.0.1:8080");
+	assert_string_equal(gen_backend_for(api, (const unsigned char *)"h2", 2)->m[0].addr->text,
 	    "unix:/run/api.sock");
 }
 
@@ -418,35 +418,35 @@ test_backend_for(void **state)
 {
 	struct host_config c;
 	struct alpn_backend ab[2];
+	struct pool pools[2];
 	struct host h;
-	char err[128];
 
+	(void)state;
 	memset(&c, 0, sizeof(c));
 	memset(ab, 0, sizeof(ab));
+	memset(pools, 0, sizeof(pools));
 	memset(&h, 0, sizeof(h));
-	assert_int_equal(addr_parse("127.0.0.1:8080", &c.backend, err, sizeof(err)), 0);
 	ab[0].proto = "h2";
-	assert_int_equal(addr_parse("127.0.0.1:8081", &ab[0].addr, err, sizeof(err)), 0);
 	ab[1].proto = "http/1.1";
-	assert_int_equal(addr_parse("unix:/run/h1.sock", &ab[1].addr, err, sizeof(err)), 0);
 	c.alpn_backends = ab;
 	c.n_alpn_backends = 2;
 	h.cfg = &c;
+	h.alpn_pools = pools;
 
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 2), &ab[0].addr);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"http/1.1", 8), &ab[1].addr);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 2), &pools[0]);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"http/1.1", 8), &pools[1]);
 	/* no ALPN, another protocol, a prefix or an extension of one: the default */
-	assert_ptr_equal(gen_backend_for(&h, NULL, 0), &c.backend);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 0), &c.backend);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h3", 2), &c.backend);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h", 1), &c.backend);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2c", 3), &c.backend);
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"http/1.1x", 9), &c.backend);
+	assert_ptr_equal(gen_backend_for(&h, NULL, 0), &h.pool);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 0), &h.pool);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h3", 2), &h.pool);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h", 1), &h.pool);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2c", 3), &h.pool);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"http/1.1x", 9), &h.pool);
 	/* the length counts, not a terminator: "h2" as the first 2 bytes of "h2c" */
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2c", 2), &ab[0].addr);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2c", 2), &pools[0]);
 	/* none configured */
 	c.n_alpn_backends = 0;
-	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 2), &c.backend);
+	assert_ptr_equal(gen_backend_for(&h, (const unsigned char *)"h2", 2), &h.pool);
 }
 
 int

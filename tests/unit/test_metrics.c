@@ -149,7 +149,35 @@ static const char golden[] =
     "# HELP tlsfront_certificate_not_after_timestamp_seconds When the host's certificate "
     "expires (unix time), hosts in use.\n"
     "# TYPE tlsfront_certificate_not_after_timestamp_seconds gauge\n"
-    "tlsfront_certificate_not_after_timestamp_seconds{host=\"a\\\"b\"} 1800000000\n";
+    "tlsfront_certificate_not_after_timestamp_seconds{host=\"a\\\"b\"} 1800000000\n"
+    "# HELP tlsfront_backend_up 1 if the pool member takes connections, 0 while it is "
+    "marked down.\n"
+    "# TYPE tlsfront_backend_up gauge\n"
+    "tlsfront_backend_up{host=\"a\\\"b\",backend=\"10.0.0.1:80\"} 1\n"
+    "tlsfront_backend_up{host=\"a\\\"b\",backend=\"unix:/run/x.sock\"} 0\n"
+    "# HELP tlsfront_backend_connections_total Connections relayed to the pool member "
+    "(successful connects).\n"
+    "# TYPE tlsfront_backend_connections_total counter\n"
+    "tlsfront_backend_connections_total{host=\"a\\\"b\",backend=\"10.0.0.1:80\"} 7\n"
+    "tlsfront_backend_connections_total{host=\"a\\\"b\",backend=\"unix:/run/x.sock\"} 2\n"
+    "# HELP tlsfront_backend_member_connect_failures_total Connects to the pool member "
+    "that failed or timed out, and failed health checks.\n"
+    "# TYPE tlsfront_backend_member_connect_failures_total counter\n"
+    "tlsfront_backend_member_connect_failures_total{host=\"a\\\"b\",backend="
+    "\"10.0.0.1:80\"} 0\n"
+    "tlsfront_backend_member_connect_failures_total{host=\"a\\\"b\",backend="
+    "\"unix:/run/x.sock\"} 4\n"
+    "# HELP tlsfront_backend_member_connect_seconds Time to connect to the pool member, "
+    "successful connects.\n"
+    "# TYPE tlsfront_backend_member_connect_seconds summary\n"
+    "tlsfront_backend_member_connect_seconds_sum{host=\"a\\\"b\",backend="
+    "\"10.0.0.1:80\"} 0.001500\n"
+    "tlsfront_backend_member_connect_seconds_count{host=\"a\\\"b\",backend="
+    "\"10.0.0.1:80\"} 7\n"
+    "tlsfront_backend_member_connect_seconds_sum{host=\"a\\\"b\",backend="
+    "\"unix:/run/x.sock\"} 0.000000\n"
+    "tlsfront_backend_member_connect_seconds_count{host=\"a\\\"b\",backend="
+    "\"unix:/run/x.sock\"} 2\n";
 
 static void
 test_golden(void **state)
@@ -158,8 +186,15 @@ test_golden(void **state)
 		{ .label = "a\"b", .open = 3, .in_use = 1, .not_after = 1800000000 },
 		{ .label = "old" },	/* removed by a reload: counters, no certificate */
 	};
+	struct stats_member_sum members[2] = {
+		{ .host = "a\"b", .backend = "10.0.0.1:80", .up = 1, .conns = 7,
+		  .connect_us = 1500, .connect_count = 7 },
+		{ .host = "a\"b", .backend = "unix:/run/x.sock", .up = 0, .conns = 2,
+		  .connect_failures = 4, .connect_count = 2 },
+	};
 	struct stats_sum s = {
 		.active = 6, .workers = 2, .hosts = hosts, .n_hosts = 2,
+		.members = members, .n_members = 2,
 		.started = 1700000000, .last_reload = 1700000100, .generation = 3,
 		.reloads_ok = 2, .reloads_failed = 4, .restarts = 5,
 		.hosts_served = 1, .hosts_skipped = 1,
