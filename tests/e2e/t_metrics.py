@@ -224,10 +224,14 @@ def main():
     # then tlsfront does not dial the backend for it
     gone = sum(1 for l in tf.access_lines()
                if "host=lim" in l and "client closed after the handshake" in l)
+    # and one closed (or reset) by the test while its backend connect was
+    # under way ends then, before the connect is counted: the lim ones are
+    # between none and all of those not gone; shop's and blog's are exact
     ok_connects = 16 + 6 + (3 - refused - gone)
-    check(m["tlsfront_backend_connect_seconds_count"] == ok_connects and
-          m['tlsfront_backend_connect_seconds_bucket{le="+Inf"}'] == ok_connects,
-          "connect latency histogram: %d connects" % ok_connects)
+    got = m["tlsfront_backend_connect_seconds_count"]
+    check(16 + 6 <= got <= ok_connects and
+          m['tlsfront_backend_connect_seconds_bucket{le="+Inf"}'] == got,
+          "connect latency histogram: %s connects, 22 to %d" % (got, ok_connects))
     check(0 < m["tlsfront_backend_connect_seconds_sum"] < ok_connects,
           "connect latency sum %.6f s" % m["tlsfront_backend_connect_seconds_sum"])
     check(m['tlsfront_host_backend_connect_seconds_count{host="shop"}'] == 16,
