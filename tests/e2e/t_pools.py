@@ -281,10 +281,15 @@ def main():
     check_eventually(lambda: sum(least_conns()) == 1, "leastconn: the idle connection is dialled")
     busy = 0 if least_conns()[0] == 1 else 1
     other = (la, lb)[1 - busy]
+    n_access = len(tf.access_lines())
     for i in range(10):
         body = http_get(tf.port, "least.test", "/l%d" % i, ctx)
         check(body == b"backend %s /l%d\n" % (other.name.encode(), i),
               "leastconn: a new connection goes to the member with fewer open (%r)" % body)
+        # the worker has closed it (its access line follows the member's
+        # release): the next one sees one open connection, not two
+        n_access += 1
+        tf.wait_access(n_access)
     idle.close()
 
     # ---- one member stopped under load: no failed client
