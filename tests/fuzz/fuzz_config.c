@@ -41,6 +41,7 @@
 
 #include "clientauth.h"
 #include "config.h"
+#include "config_value.h"
 #include "diag.h"
 #include "sni.h"
 
@@ -219,7 +220,13 @@ check_good(const struct config *c)
 		check_path(h->client_crl);
 		check_path(h->keylog_file);
 		check_path(h->ocsp_file);
-		CHECK(h->backend.len > 0);
+		/* a pool of 1 to VALUE_POOL_MAX members, none empty, no two the same */
+		CHECK(h->backend.n >= 1 && h->backend.n <= VALUE_POOL_MAX);
+		for (size_t j = 0; j < h->backend.n; j++) {
+			CHECK(h->backend.v[j].len > 0);
+			for (size_t k = 0; k < j; k++)
+				CHECK(strcmp(h->backend.v[k].text, h->backend.v[j].text) != 0);
+		}
 		CHECK(h->listen.n >= 1);
 		for (size_t j = 0; j < h->listen.n; j++)
 			CHECK(h->listen.v[j].ss.ss_family != AF_UNIX);
@@ -239,7 +246,8 @@ check_good(const struct config *c)
 			for (k = 0; k < h->alpn.n; k++)
 				if (strcmp(h->alpn.v[k], h->alpn_backends[j].proto) == 0)
 					break;
-			CHECK(k < h->alpn.n && h->alpn_backends[j].addr.len > 0);
+			CHECK(k < h->alpn.n && h->alpn_backends[j].pool.n >= 1 &&
+			    h->alpn_backends[j].pool.v[0].len > 0);
 		}
 		CHECK(h->protocols.min >= CONFIG_TLS1_VERSION &&
 		    h->protocols.min <= h->protocols.max &&

@@ -67,7 +67,8 @@ one_value(const struct keydef *kd, const char *val)
 			return;
 		}
 		CHECK(f.m.n == 1 && value_map_get(&f.m, "h2") == &f.m.v[0]);
-		CHECK(value_map_get(&f.m, "h3") == NULL && f.m.v[0].addr.len > 0);
+		CHECK(value_map_get(&f.m, "h3") == NULL && f.m.v[0].pool.n >= 1 &&
+		    f.m.v[0].pool.v[0].len > 0);
 	} else if (value_parse(&kd->v, val, FILE_AT, &f, err, sizeof(err)) != 0) {
 		CHECK(err[0] != '\0' && err[0] != ' ');
 		value_free(kd->v.type, &f);
