@@ -11,6 +11,7 @@ import subprocess
 import threading
 
 from tf_clients import client_context, http_get
+from tf_faults import blackhole
 from tf_peers import HttpBackend
 from tf_pki import CA
 from tf_proc import Tlsfront
@@ -53,21 +54,6 @@ class UnixHttpBackend:
         self.server.server_close()
 
 
-def blackhole():
-    """A TCP listener that completes no more handshakes: backlog 0, and its
-    one accept-queue slot taken by raw connections nobody accepts, so further
-    SYNs are dropped. Returns (listening socket, port)."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(0)
-    port = lsock.getsockname()[1]
-    cleanup(lsock.close)
-    for _ in range(3):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", port))
-        cleanup(f.close)
-    return lsock, port
 
 
 def connects_within(port, seconds):

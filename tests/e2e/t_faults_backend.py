@@ -17,7 +17,7 @@ import threading
 import time
 
 from tf_clients import client_context, tls_connect, unexpected_eof
-from tf_faults import burst, fault_case
+from tf_faults import blackhole, burst, fault_case
 from tf_peers import HttpBackend, TcpServer, pattern_bytes
 from tf_pki import CA
 from tf_proc import Tlsfront
@@ -82,21 +82,6 @@ def handshake_then_close(port, sni, ctx, timeout=10.0):
         s.close()
 
 
-def blackhole():
-    """A TCP listener that completes no more handshakes: backlog 0 and its
-    one accept-queue slot taken by a connection nobody accepts, so further
-    SYNs are dropped (no root, no firewall). Returns its port."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(0)
-    cleanup(lsock.close)
-    port = lsock.getsockname()[1]
-    for _ in range(3):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", port))
-        cleanup(f.close)
-    return port
 
 
 def read_head(c):
@@ -395,7 +380,7 @@ def main():
     reset = ResetBackend()
     sink = NeverReads()
     slow = Trickler()
-    hole = blackhole()
+    _, hole = blackhole()
     check(not connects_within(hole, 0.5),
           "set-up: the black-hole listener completes no further TCP handshake")
     hosts = {}

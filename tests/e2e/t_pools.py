@@ -27,6 +27,7 @@ import time
 import urllib.request
 
 from tf_clients import client_context, http_get, tls_connect
+from tf_faults import blackhole
 from tf_peers import HttpBackend, TcpServer, start_nginx
 from tf_pki import CA
 from tf_proc import TLSFRONT, Tlsfront
@@ -49,20 +50,6 @@ def member(m, family, host, backend):
     return m.get('%s{host="%s",backend="%s"}' % (family, host, backend))
 
 
-def blackhole():
-    """A TCP listener that completes no more handshakes: backlog 0 and its
-    queue filled by connections nobody accepts, so further SYNs are dropped."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(0)
-    port = lsock.getsockname()[1]
-    cleanup(lsock.close)
-    for _ in range(3):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", port))
-        cleanup(f.close)
-    return lsock, port
 
 
 def unix_http(path, name):

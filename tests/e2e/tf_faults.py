@@ -1,11 +1,12 @@
 """Fault injection (issue #7): fault_case runs one fault against tlsfront
 with a GoodClient beside it and checks what every fault must leave intact;
 burst runs many clients at once."""
+import socket
 import threading
 
 from tf_clients import http_get
 from tf_proc import rss_kb
-from tf_run import Fail, check, check_eventually, wait_for, wait_stable
+from tf_run import Fail, check, check_eventually, cleanup, wait_for, wait_stable
 
 
 class GoodClient(threading.Thread):
@@ -165,3 +166,21 @@ def burst(fn, n):
     for t in ts:
         t.join(60)
     return out
+
+
+def blackhole():
+    """A TCP listener that completes no more handshakes: backlog 0, and its
+    one accept-queue slot taken by raw connections nobody accepts, so further
+    SYNs are dropped (no root, no firewall): a backend whose connect times
+    out. Returns (listening socket, port); both go at the test's cleanup."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    cleanup(lsock.close)
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        cleanup(f.close)
+    return lsock, port
